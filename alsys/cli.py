@@ -1,0 +1,259 @@
+"""The ``alsys`` command line.
+
+``alsys select`` is the practitioner's command: given a pool embedded by any model and the rows
+already labeled, it says which rows to label next and why. Bad input ends in one line on stderr
+and a non-zero exit, never a traceback (set ALSYS_DEBUG=1 to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import numpy.typing as npt
+
+from alsys import __version__
+from alsys.errors import InputError
+
+EXIT_INPUT = 2
+EXIT_INTERNAL = 1
+
+# Pool fields as the CLI user knows them.
+_FLAGS = {
+    "embeddings": "--embeddings",
+    "typ_embeddings": "--typ-embeddings",
+    "probs": "--probs",
+    "mc_probs": "--probs",
+    "clusters": "--clusters",
+    "labeled": "--labeled",
+    "labeled_mask": "--labeled",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(EXIT_INPUT)
+
+
+def load_array(path: str, flag: str) -> npt.NDArray[Any]:
+    """A .npy array, loaded without pickle; any failure is an InputError naming the flag."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(flag, f"no such file: {path}")
+    try:
+        loaded = np.load(file, allow_pickle=False, mmap_mode=None)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError(
+                flag, f"{path} holds Python objects; only plain arrays are read"
+            ) from None
+        raise InputError(flag, f"{path} is not a readable .npy array ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(flag, f"{path} is not a readable .npy array ({exc})") from None
+    if not isinstance(loaded, np.ndarray):
+        loaded.close()
+        raise InputError(flag, f"{path} is an .npz archive; give one .npy array")
+    return loaded
+
+
+def read_indices(path: str, flag: str) -> npt.NDArray[np.int64]:
+    """Row indices from a text file: integers separated by whitespace or commas; '#' comments."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(flag, f"no such file: {path}")
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(flag, f"cannot read {path} ({exc})") from None
+    values: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for token in line.split("#", 1)[0].replace(",", " ").split():
+            try:
+                values.append(int(token))
+            except ValueError:
+                raise InputError(
+                    flag, f"{path} line {number}: {token!r} is not an integer row index"
+                ) from None
+    return np.asarray(values, dtype=np.int64)
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``name=value`` with value read as int, float, true/false, none, or else a string."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise InputError("--param", f"expected name=value, got {text!r}")
+    raw = raw.strip()
+    value: Any
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        value = lowered == "true"
+    elif lowered in ("none", "null"):
+        value = None
+    else:
+        try:
+            value = int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = raw
+    return name, value
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Writes the whole file or nothing: a temporary file in the same folder, then a rename."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from alsys.strategies import (
+        Pool,
+        labeled_mask_from_indices,
+        make_strategy,
+        strategy_params,
+    )
+
+    params = dict(parse_param(p) for p in args.param)
+    strategy = make_strategy(args.strategy, **params)
+    out = Path(args.out) if args.out else None
+    if out is not None and not out.parent.is_dir():
+        raise InputError("--out", f"folder {out.parent} does not exist")
+
+    arrays: dict[str, Any] = {}
+    if args.embeddings:
+        arrays["embeddings"] = load_array(args.embeddings, "--embeddings")
+    if args.typ_embeddings:
+        arrays["typ_embeddings"] = load_array(args.typ_embeddings, "--typ-embeddings")
+    if args.probs:
+        probs = load_array(args.probs, "--probs")
+        arrays["mc_probs" if probs.ndim == 3 else "probs"] = probs
+    if args.clusters:
+        arrays["clusters"] = load_array(args.clusters, "--clusters")
+    if not arrays:
+        raise InputError("--embeddings", "give the pool as --embeddings (or --probs)")
+    pool = Pool(**arrays)
+    labeled = labeled_mask_from_indices(read_indices(args.labeled, "--labeled"), pool.n)
+
+    show_progress = args.progress or (sys.stderr.isatty() and not args.quiet)
+    selection = strategy.select(
+        pool, labeled, args.budget, np.random.default_rng(args.seed), show_progress=show_progress
+    )
+    resolved = {**strategy_params(args.strategy), **params}
+    report = {
+        "strategy": args.strategy,
+        "params": resolved,
+        "seed": args.seed,
+        "budget": args.budget,
+        "pool_size": pool.n,
+        "labeled": int(labeled.sum()),
+        "selected": [int(i) for i in selection.indices],
+        "explanations": [
+            {"index": int(i), "order": order, **why}
+            for order, (i, why) in enumerate(zip(selection.indices, selection.details, strict=True))
+        ],
+        "notes": list(selection.notes),
+        "alsys_version": __version__,
+    }
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomically(out, text)
+        if not args.quiet:
+            print(f"selected {len(selection.indices)} points -> {out}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="alsys", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"alsys {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    select = commands.add_parser(
+        "select",
+        help="choose the next points to label from your own embedded pool",
+        description="Choose the next points to label. Prints JSON (or writes --out) with the "
+        "selected row indices and, per index, why it was chosen.",
+    )
+    select.add_argument("--embeddings", help="pool embeddings, a .npy array of shape (n, d)")
+    select.add_argument(
+        "--typ-embeddings",
+        help="embeddings for typicality (D_typ), shape (n, d_typ); default: --embeddings",
+    )
+    select.add_argument(
+        "--labeled", required=True, help="text file of already-labeled row indices (may be empty)"
+    )
+    select.add_argument("--budget", required=True, type=int, help="how many points to choose")
+    select.add_argument("--strategy", required=True, help="a strategy name, e.g. supclust")
+    select.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a strategy hyperparameter, e.g. temperature=0.5; repeatable",
+    )
+    select.add_argument(
+        "--probs",
+        help="model-based strategies: class probabilities (n, classes) or MC-dropout samples "
+        "(T_mc, n, classes), as .npy",
+    )
+    select.add_argument(
+        "--clusters", help="a precomputed cluster id per row, .npy of shape (n,) (TypiClust-DC)"
+    )
+    select.add_argument("--seed", type=int, default=0, help="seed of all random choices")
+    select.add_argument("--out", help="write the JSON here instead of standard output")
+    select.add_argument("--quiet", action="store_true", help="no progress or status on stderr")
+    select.add_argument(
+        "--progress", action="store_true", help="progress bars on stderr even when not a terminal"
+    )
+    select.set_defaults(handler=run_select)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"alsys {args.command}"
+    try:
+        return int(args.handler(args))
+    except InputError as error:
+        field = _FLAGS.get(error.field, error.field)
+        print(f"{prog}: error: {field}: {error.problem}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{prog}: error: out of memory; try a smaller pool or budget", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as error:  # a bug, not bad input: one line unless debugging
+        if os.environ.get("ALSYS_DEBUG"):
+            raise
+        print(
+            f"{prog}: internal error: {type(error).__name__}: {error} "
+            "(set ALSYS_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

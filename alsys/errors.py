@@ -1,0 +1,15 @@
+"""The one exception type that user-facing code turns into a one-line message."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input from a user: names the offending field and what is wrong with it.
+
+    The CLI prints ``str(error)`` on one line and exits non-zero, never with a traceback.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")

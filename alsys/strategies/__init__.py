@@ -1,0 +1,126 @@
+"""Query strategies: one file each, one registry mapping names to classes.
+
+>>> from alsys.strategies import make_strategy, Pool
+>>> strategy = make_strategy("supclust", temperature=0.5)
+>>> selection = strategy.select(Pool(embeddings=x), labeled_mask, budget=10, rng=rng)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from alsys.errors import InputError
+from alsys.strategies.bald import BALD
+from alsys.strategies.base import (
+    Pool,
+    Selection,
+    Strategy,
+    labeled_mask_from_indices,
+    validate_selection,
+)
+from alsys.strategies.batchbald import BatchBALD
+from alsys.strategies.clustering import Clustering, kmeans, typicality
+from alsys.strategies.coreset import Coreset, kcenter_greedy
+from alsys.strategies.dbal import DBAL
+from alsys.strategies.entropy import Entropy
+from alsys.strategies.least_confidence import LeastConfidence
+from alsys.strategies.margin import Margin
+from alsys.strategies.probcover import ProbCover, coverage_graph, purity_delta
+from alsys.strategies.random import Random
+from alsys.strategies.supclust import (
+    SUPClust,
+    SUPClustNoSup,
+    SUPClustNoTypicality,
+    cluster_weights,
+    sup_scores,
+)
+from alsys.strategies.typiclust import TypiClust
+from alsys.strategies.uncertainty import (
+    bald_scores,
+    entropy_scores,
+    least_confidence_scores,
+    margin_scores,
+)
+
+REGISTRY: dict[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (
+        Random,
+        LeastConfidence,
+        Margin,
+        Entropy,
+        BALD,
+        DBAL,
+        BatchBALD,
+        Coreset,
+        TypiClust,
+        ProbCover,
+        SUPClust,
+        SUPClustNoSup,
+        SUPClustNoTypicality,
+    )
+}
+
+
+def strategy_params(name: str) -> dict[str, Any]:
+    """The hyperparameters of strategy ``name`` with their defaults."""
+    return {f.name: f.default for f in dataclasses.fields(get_strategy_class(name)) if f.init}
+
+
+def get_strategy_class(name: str) -> type[Strategy]:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InputError(
+            "strategy", f"unknown strategy {name!r}; valid: {', '.join(sorted(REGISTRY))}"
+        ) from None
+
+
+def make_strategy(name: str, **params: Any) -> Strategy:
+    """The strategy ``name`` with ``params``; unknown names or parameters list what is valid."""
+    cls = get_strategy_class(name)
+    valid = strategy_params(name)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        listing = ", ".join(valid) if valid else "none"
+        raise InputError(f"{name}.{unknown[0]}", f"unknown parameter; {name} takes: {listing}")
+    return cls(**params)
+
+
+__all__ = [
+    "BALD",
+    "DBAL",
+    "REGISTRY",
+    "BatchBALD",
+    "Clustering",
+    "Coreset",
+    "Entropy",
+    "LeastConfidence",
+    "Margin",
+    "Pool",
+    "ProbCover",
+    "Random",
+    "SUPClust",
+    "SUPClustNoSup",
+    "SUPClustNoTypicality",
+    "Selection",
+    "Strategy",
+    "TypiClust",
+    "bald_scores",
+    "cluster_weights",
+    "coverage_graph",
+    "entropy_scores",
+    "get_strategy_class",
+    "kcenter_greedy",
+    "kmeans",
+    "labeled_mask_from_indices",
+    "least_confidence_scores",
+    "make_strategy",
+    "margin_scores",
+    "purity_delta",
+    "strategy_params",
+    "sup_scores",
+    "typicality",
+    "validate_selection",
+]

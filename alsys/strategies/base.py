@@ -1,0 +1,322 @@
+"""What every query strategy shares: its inputs, its result, and the checks on both.
+
+A strategy is a frozen dataclass whose fields are its hyperparameters (validated in
+``__post_init__``); the data arrive in :meth:`Strategy.select`. Strategies are pure: they read
+arrays, draw randomness only from the ``numpy.random.Generator`` they are given, and return
+indices. They never see the labels of the pool.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from alsys.errors import InputError
+
+FloatArray = npt.NDArray[np.floating[Any]]
+IntArray = npt.NDArray[np.integer[Any]]
+BoolArray = npt.NDArray[np.bool_]
+
+# Rows of a probability matrix may drift this far from summing to 1 (float32 softmax output).
+PROB_SUM_TOLERANCE = 1e-3
+
+
+def _check_finite(name: str, array: npt.NDArray[Any]) -> None:
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise InputError(name, f"must hold real numbers, got dtype {array.dtype}")
+    if array.size and not np.isfinite(array).all():
+        bad = int(np.flatnonzero(~np.isfinite(array.reshape(-1)))[0])
+        raise InputError(name, f"contains NaN or infinite values (first at flat position {bad})")
+
+
+def _check_probs(name: str, probs: npt.NDArray[Any]) -> None:
+    _check_finite(name, probs)
+    if probs.shape[-1] < 2:
+        raise InputError(name, f"needs at least 2 classes in the last axis, got {probs.shape[-1]}")
+    if (probs < 0).any():
+        raise InputError(name, "probabilities must be non-negative")
+    sums = probs.sum(axis=-1)
+    if np.abs(sums - 1.0).max() > PROB_SUM_TOLERANCE:
+        raise InputError(name, "each row must sum to 1 (class probabilities, e.g. softmax output)")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What a strategy may see of the pool of ``n`` points. Never the labels.
+
+    Attributes:
+        embeddings: (n, d_clst) features for clustering and distances (SSL embeddings, or the
+            classifier's penultimate features for Coreset in FSL).
+        typ_embeddings: (n, d_typ) features for typicality; ``None`` means ``embeddings``
+            (the D_clst/D_typ study of thesis chapter 4 sets them apart).
+        probs: (n, classes) class probabilities from the current model.
+        mc_probs: (T_mc, n, classes) MC-dropout probability samples.
+        clusters: (n,) a precomputed cluster assignment (e.g. SCAN for TypiClust-DC).
+    """
+
+    embeddings: FloatArray | None = None
+    typ_embeddings: FloatArray | None = None
+    probs: FloatArray | None = None
+    mc_probs: FloatArray | None = None
+    clusters: IntArray | None = None
+    n: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        sizes: dict[str, int] = {}
+        for name in ("embeddings", "typ_embeddings"):
+            array = getattr(self, name)
+            if array is None:
+                continue
+            array = np.asarray(array)
+            if array.ndim != 2:
+                raise InputError(name, f"must be 2-D (n, d), got shape {array.shape}")
+            if array.shape[0] < 1 or array.shape[1] < 1:
+                raise InputError(name, f"must be non-empty, got shape {array.shape}")
+            _check_finite(name, array)
+            sizes[name] = array.shape[0]
+        if self.probs is not None:
+            probs = np.asarray(self.probs)
+            if probs.ndim != 2:
+                raise InputError("probs", f"must be 2-D (n, classes), got shape {probs.shape}")
+            _check_probs("probs", probs)
+            sizes["probs"] = probs.shape[0]
+        if self.mc_probs is not None:
+            mc = np.asarray(self.mc_probs)
+            if mc.ndim != 3:
+                raise InputError("mc_probs", f"must be 3-D (T_mc, n, classes), got {mc.shape}")
+            _check_probs("mc_probs", mc)
+            sizes["mc_probs"] = mc.shape[1]
+        if self.clusters is not None:
+            clusters = np.asarray(self.clusters)
+            if clusters.ndim != 1 or not np.issubdtype(clusters.dtype, np.integer):
+                raise InputError("clusters", "must be a 1-D array of integer cluster ids")
+            if clusters.size and clusters.min() < 0:
+                raise InputError("clusters", "cluster ids must be non-negative")
+            sizes["clusters"] = clusters.shape[0]
+        if not sizes:
+            raise InputError("pool", "needs at least one of embeddings, probs or mc_probs")
+        if len(set(sizes.values())) != 1:
+            detail = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            raise InputError("pool", f"inputs disagree on the number of points: {detail}")
+        object.__setattr__(self, "n", next(iter(sizes.values())))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The result of one query.
+
+    Attributes:
+        indices: (budget,) the chosen pool rows, in the order they were chosen.
+        details: one JSON-ready dict per index saying why it was chosen (cluster, cluster size,
+            typicality, SUP or another score).
+        notes: things the run should record, e.g. that a model-based strategy drew at random
+            because no model exists yet (cold start).
+    """
+
+    indices: IntArray
+    details: tuple[dict[str, Any], ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def random_fallback(self) -> bool:
+        return any(note.startswith(COLD_START_NOTE) for note in self.notes)
+
+
+COLD_START_NOTE = "cold start"
+
+
+def labeled_mask_from_indices(indices: npt.ArrayLike, n: int, name: str = "labeled") -> BoolArray:
+    """(n,) boolean mask from a list of labeled row indices; rejects duplicates and bad rows."""
+    array = np.asarray(indices)
+    if array.size == 0:
+        return np.zeros(n, dtype=bool)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise InputError(name, "must be a 1-D list of integer row indices")
+    out_of_range = (array < 0) | (array >= n)
+    if out_of_range.any():
+        raise InputError(
+            name, f"index {int(array[out_of_range][0])} is out of range for a pool of {n} rows"
+        )
+    unique, counts = np.unique(array, return_counts=True)
+    if (counts > 1).any():
+        raise InputError(name, f"index {int(unique[counts > 1][0])} is listed more than once")
+    mask = np.zeros(n, dtype=bool)
+    mask[array] = True
+    return mask
+
+
+def check_budget(budget: int, n_unlabeled: int) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, int | np.integer):
+        raise InputError("budget", f"must be an integer, got {budget!r}")
+    if budget < 1:
+        raise InputError("budget", f"must be at least 1, got {budget}")
+    if budget > n_unlabeled:
+        raise InputError(
+            "budget", f"{budget} is larger than the unlabeled pool ({n_unlabeled} points)"
+        )
+
+
+def validate_selection(indices: npt.ArrayLike, labeled_mask: BoolArray, budget: int) -> IntArray:
+    """The loop's check of every selection: unique, in range, unlabeled, exactly ``budget``."""
+    selected = np.asarray(indices)
+    n = labeled_mask.shape[0]
+    if selected.ndim != 1 or not np.issubdtype(selected.dtype, np.integer):
+        raise AssertionError(f"selection must be 1-D integer indices, got {selected!r}")
+    if selected.shape[0] != budget:
+        raise AssertionError(f"selected {selected.shape[0]} points, budget is {budget}")
+    if ((selected < 0) | (selected >= n)).any():
+        raise AssertionError("selection holds indices outside the pool")
+    if np.unique(selected).shape[0] != selected.shape[0]:
+        raise AssertionError("selection holds duplicate indices")
+    if labeled_mask[selected].any():
+        raise AssertionError("selection holds already-labeled points")
+    return selected.astype(np.int64)
+
+
+def argmax_tiebreak(scores: FloatArray, rng: np.random.Generator) -> int:
+    """Index of the maximum of ``scores``; ties are broken uniformly with ``rng``."""
+    best = scores.max()
+    ties = np.flatnonzero(scores == best)
+    if ties.shape[0] == 1:
+        return int(ties[0])
+    return int(rng.choice(ties))
+
+
+def top_k_tiebreak(scores: FloatArray, k: int, rng: np.random.Generator) -> IntArray:
+    """Positions of the ``k`` largest ``scores``, highest first; ties ordered by ``rng``."""
+    random_key = np.asarray(rng.random(len(scores)))
+    order = np.lexsort((random_key, -scores))
+    return order[:k]
+
+
+def prepare_features(array: FloatArray, name: str, normalize: bool) -> npt.NDArray[np.float32]:
+    """A float32, C-contiguous copy, L2-normalised per row if asked (as the reference code does)."""
+    out = np.array(array, dtype=np.float32, order="C", copy=True)
+    if normalize:
+        norms = np.linalg.norm(out, axis=1)
+        zero = norms == 0
+        if zero.any():
+            raise InputError(
+                name, f"row {int(np.flatnonzero(zero)[0])} has zero norm and cannot be normalised"
+            )
+        out /= norms[:, None]
+    return out
+
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], *, total: int, desc: str, enabled: bool) -> Iterator[T]:
+    """A tqdm bar on stderr when ``enabled``; a plain iteration otherwise."""
+    if not enabled:
+        yield from items
+        return
+    yield from tqdm(items, total=total, desc=desc, file=sys.stderr, leave=False)
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> tqdm[Any]:
+    """A manually advanced bar on stderr (``bar.update(1)``); silent unless ``enabled``."""
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, disable=not enabled)
+
+
+def check_number(
+    owner: str,
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+) -> None:
+    """Validates one hyperparameter; the error names the strategy, the field and the range."""
+    field_name = f"{owner}.{name}"
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InputError(field_name, f"must be a number, got {value!r}")
+    if integer and not float(value).is_integer():
+        raise InputError(field_name, f"must be an integer, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise InputError(field_name, f"must be finite, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        sign = ">" if low_open else ">="
+        raise InputError(field_name, f"must be {sign} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise InputError(field_name, f"must be <= {high}, got {value!r}")
+
+
+def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"{owner}.{name}", f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Strategy(ABC):
+    """Base of every query strategy.
+
+    Subclasses set ``name`` and ``needs`` (which :class:`Pool` field they read) and implement
+    :meth:`_select`. :meth:`select` validates the query before and the selection after.
+    """
+
+    name: ClassVar[str]
+    needs: ClassVar[str]  # "embeddings", "probs", "mc_probs" or "nothing"
+
+    def select(
+        self,
+        pool: Pool,
+        labeled_mask: BoolArray,
+        budget: int,
+        rng: np.random.Generator,
+        *,
+        show_progress: bool = False,
+    ) -> Selection:
+        """Chooses ``budget`` unlabeled rows of ``pool``.
+
+        Args:
+            pool: the inputs; see :class:`Pool`.
+            labeled_mask: (n,) True where a point is already labeled. Not modified.
+            budget: how many points to choose, 1 <= budget <= #unlabeled.
+            rng: the only source of randomness, tie-breaking included.
+            show_progress: draw progress bars on stderr for long work.
+        """
+        labeled_mask = np.asarray(labeled_mask)
+        if labeled_mask.dtype != np.bool_ or labeled_mask.shape != (pool.n,):
+            raise InputError("labeled_mask", f"must be a boolean array of shape ({pool.n},)")
+        check_budget(budget, int(pool.n - labeled_mask.sum()))
+        if not isinstance(rng, np.random.Generator):
+            raise InputError("rng", "must be a numpy.random.Generator")
+        selection = self._select(pool, labeled_mask, int(budget), rng, show_progress)
+        validate_selection(selection.indices, labeled_mask, budget)
+        return selection
+
+    @abstractmethod
+    def _select(
+        self,
+        pool: Pool,
+        labeled_mask: BoolArray,
+        budget: int,
+        rng: np.random.Generator,
+        show_progress: bool,
+    ) -> Selection: ...
+
+    def _require_embeddings(self, pool: Pool) -> FloatArray:
+        if pool.embeddings is None:
+            raise InputError("embeddings", f"strategy {self.name} needs embeddings of shape (n, d)")
+        return pool.embeddings
+
+
+def random_selection(
+    labeled_mask: BoolArray, budget: int, rng: np.random.Generator, note: str | None = None
+) -> Selection:
+    """``budget`` unlabeled rows drawn uniformly without replacement."""
+    unlabeled = np.flatnonzero(~labeled_mask)
+    chosen = rng.choice(unlabeled, size=budget, replace=False).astype(np.int64)
+    details = tuple({"reason": "random"} for _ in chosen)
+    return Selection(chosen, details, (note,) if note else ())

@@ -1,0 +1,150 @@
+"""SUPClust (thesis chapter 5, Algorithm 1) and its two ablations (thesis 5.3.2).
+
+Clustering, cluster order and round-robin are TypiClust's. In a visited cluster i, SUPClust
+keeps the ``typ_ratio`` most typical candidates (typicality in the D_typ space) and takes the
+one of highest SUP, computed in the clustering space against the k-means centres:
+
+    w_i^j = softmax_j(-||c_i - c_j|| / T)  over j != i            (eq. 5.1)
+    SUP(x) = 1 / sum_{j != i} w_i^j ||x - c_j||                    (eq. 5.2)
+
+Ablations, each its own strategy name:
+    supclust_no_sup: a random point among the kept most typical ones;
+    supclust_no_typicality: the highest SUP over all candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+
+from alsys.errors import InputError
+from alsys.strategies.base import (
+    FloatArray,
+    IntArray,
+    argmax_tiebreak,
+    check_number,
+    top_k_tiebreak,
+)
+from alsys.strategies.clustering import ClusterContext, ClusterStrategy
+
+
+def cluster_weights(centres: FloatArray, cluster: int, temperature: float) -> FloatArray:
+    """w_i^j of eq. 5.1 for every other cluster j, in order of j (cluster i left out).
+
+    centres: (k, d), k >= 2 -> (k - 1,) non-negative, summing to 1.
+    """
+    c = np.asarray(centres, dtype=np.float64)
+    others = np.arange(c.shape[0]) != cluster
+    centre_distances = np.linalg.norm(c[others] - c[cluster], axis=1)
+    return softmax(-centre_distances / temperature)  # type: ignore[no-any-return]
+
+
+def sup_scores(
+    points: FloatArray, centres: FloatArray, cluster: int, temperature: float
+) -> FloatArray:
+    """SUP(x) of eq. 5.2 for points of cluster ``cluster``; higher = nearer a neighbour cluster.
+
+    Args:
+        points: (m, d) in the clustering space.
+        centres: (k, d) centres of all clusters, k >= 2.
+        cluster: i, the cluster the points belong to.
+        temperature: T > 0 of eq. 5.1.
+
+    Returns:
+        (m,) SUP scores, float64.
+    """
+    c = np.asarray(centres, dtype=np.float64)
+    if c.shape[0] < 2:
+        raise InputError("centres", "SUP needs at least two clusters")
+    if not temperature > 0:
+        raise InputError("temperature", f"must be > 0, got {temperature}")
+    weights = cluster_weights(c, cluster, temperature)
+    others = c[np.arange(c.shape[0]) != cluster]
+    x = np.asarray(points, dtype=np.float64)
+    sq = (x * x).sum(axis=1)[:, None] + (others * others).sum(axis=1)[None, :] - 2.0 * x @ others.T
+    distances = np.sqrt(np.maximum(sq, 0.0))  # (m, k - 1) Euclidean, as eq. 5.2
+    return 1.0 / (distances @ weights)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class SUPClust(ClusterStrategy):
+    """Attributes (besides TypiClust's):
+    temperature: T of eq. 5.1; 1.0 in the thesis.
+    typ_ratio: fraction of a cluster's candidates kept by typicality, at least one;
+        0.10 in Algorithm 1 ("only top 10% data points pass"), rounded down.
+    """
+
+    name = "supclust"
+
+    temperature: float = 1.0
+    typ_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_number(self.name, "temperature", self.temperature, low=0, low_open=True)
+        check_number(self.name, "typ_ratio", self.typ_ratio, low=0, high=1, low_open=True)
+
+    def kept_by_typicality(
+        self, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
+    ) -> tuple[IntArray, FloatArray | None]:
+        """The top ``typ_ratio`` candidates by typicality, most typical first, and their values."""
+        typ = self.candidate_typicality(ctx.x_typ[candidates])
+        if typ is None:
+            return candidates, None
+        n_keep = max(1, math.floor(self.typ_ratio * candidates.shape[0] + 1e-9))
+        order = top_k_tiebreak(typ, n_keep, rng)
+        return candidates[order], typ[order]
+
+    def sup(self, points: IntArray, cluster: int, ctx: ClusterContext) -> FloatArray | None:
+        if ctx.clustering.n_clusters < 2:
+            return None  # a single cluster has no neighbour to lean towards
+        return sup_scores(ctx.x_clst[points], ctx.clustering.centres, cluster, self.temperature)
+
+    def pick(
+        self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
+    ) -> tuple[int, dict[str, Any]]:
+        kept, typ = self.kept_by_typicality(candidates, ctx, rng)
+        sup = self.sup(kept, cluster, ctx)
+        best = 0 if sup is None else argmax_tiebreak(sup, rng)  # one cluster: most typical
+        return int(kept[best]), {
+            "typicality": None if typ is None else float(typ[best]),
+            "sup": None if sup is None else float(sup[best]),
+            "kept_by_typicality": int(kept.shape[0]),
+        }
+
+
+@dataclass(frozen=True)
+class SUPClustNoSup(SUPClust):
+    """Ablation "w/o SUP": a random point among the top ``typ_ratio`` by typicality."""
+
+    name = "supclust_no_sup"
+
+    def pick(
+        self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
+    ) -> tuple[int, dict[str, Any]]:
+        kept, typ = self.kept_by_typicality(candidates, ctx, rng)
+        best = int(rng.integers(kept.shape[0]))
+        return int(kept[best]), {
+            "typicality": None if typ is None else float(typ[best]),
+            "kept_by_typicality": int(kept.shape[0]),
+        }
+
+
+@dataclass(frozen=True)
+class SUPClustNoTypicality(SUPClust):
+    """Ablation "w/o typicality": the highest SUP over all candidates (typ_ratio unused)."""
+
+    name = "supclust_no_typicality"
+
+    def pick(
+        self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
+    ) -> tuple[int, dict[str, Any]]:
+        sup = self.sup(candidates, cluster, ctx)
+        if sup is None:  # one cluster: no SUP, any candidate is as good
+            return int(candidates[rng.integers(candidates.shape[0])]), {"sup": None}
+        best = argmax_tiebreak(sup, rng)
+        return int(candidates[best]), {"sup": float(sup[best])}

@@ -1,0 +1,93 @@
+"""The contract every query strategy keeps. Each strategy's test module subclasses it."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from alsys.strategies import Pool, Strategy, make_strategy, validate_selection
+from tests.conftest import blobs
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+class StrategyContract:
+    """Set ``name`` (and ``params``) in a subclass named Test*; every test below then runs."""
+
+    name: ClassVar[str]
+    params: ClassVar[dict[str, Any]] = {}
+    n_classes: ClassVar[int] = 4
+
+    def make_pool(self, seed: int = 0) -> Pool:
+        """Blobs with embeddings, probabilities and MC-dropout samples (every strategy's input)."""
+        rng = np.random.default_rng(seed)
+        x, _ = blobs(rng, n_per_blob=30, n_blobs=self.n_classes)
+        logits = rng.normal(size=(x.shape[0], self.n_classes)) * 2
+        mc = softmax(logits[None] + rng.normal(size=(20, *logits.shape)))
+        return Pool(embeddings=x, probs=softmax(logits), mc_probs=mc)
+
+    def strategy(self) -> Strategy:
+        return make_strategy(self.name, **self.params)
+
+    def labeled(self, n: int, count: int, seed: int = 5) -> np.ndarray:
+        mask = np.zeros(n, dtype=bool)
+        mask[np.random.default_rng(seed).choice(n, count, replace=False)] = True
+        return mask
+
+    @pytest.mark.parametrize(("n_labeled", "budget"), [(0, 4), (7, 10), (30, 1)])
+    def test_selection_is_unique_in_range_unlabeled_and_exactly_budget(
+        self, n_labeled: int, budget: int
+    ) -> None:
+        pool = self.make_pool()
+        mask = self.labeled(pool.n, n_labeled)
+        selection = self.strategy().select(pool, mask, budget, np.random.default_rng(0))
+        chosen = validate_selection(selection.indices, mask, budget)
+        assert chosen.shape == (budget,)
+        assert len(selection.details) == budget
+
+    def test_same_seed_same_selection(self) -> None:
+        pool = self.make_pool()
+        mask = self.labeled(pool.n, 8)
+        first = self.strategy().select(pool, mask, 12, np.random.default_rng(42))
+        second = self.strategy().select(pool, mask, 12, np.random.default_rng(42))
+        np.testing.assert_array_equal(first.indices, second.indices)
+        assert first.details == second.details
+
+    def test_empty_labeled_set_works(self) -> None:
+        pool = self.make_pool()
+        mask = np.zeros(pool.n, dtype=bool)
+        selection = self.strategy().select(pool, mask, 6, np.random.default_rng(1))
+        validate_selection(selection.indices, mask, 6)
+
+    def test_budget_equal_to_unlabeled_count(self) -> None:
+        pool = self.make_pool()
+        mask = self.labeled(pool.n, 100)
+        budget = int((~mask).sum())
+        selection = self.strategy().select(pool, mask, budget, np.random.default_rng(2))
+        chosen = validate_selection(selection.indices, mask, budget)
+        np.testing.assert_array_equal(np.sort(chosen), np.flatnonzero(~mask))
+
+    def test_inputs_are_not_mutated(self) -> None:
+        pool = self.make_pool()
+        mask = self.labeled(pool.n, 9)
+        before = {
+            name: np.copy(getattr(pool, name)) for name in ("embeddings", "probs", "mc_probs")
+        }
+        mask_before = mask.copy()
+        self.strategy().select(pool, mask, 10, np.random.default_rng(3))
+        for name, array in before.items():
+            np.testing.assert_array_equal(getattr(pool, name), array)
+        np.testing.assert_array_equal(mask, mask_before)
+
+    def test_budget_beyond_unlabeled_pool_is_refused(self) -> None:
+        from alsys.errors import InputError
+
+        pool = self.make_pool()
+        mask = self.labeled(pool.n, 100)
+        with pytest.raises(InputError, match="budget"):
+            self.strategy().select(pool, mask, 21, np.random.default_rng(0))
