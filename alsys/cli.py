@@ -131,6 +131,8 @@ def run_select(args: argparse.Namespace) -> int:
         strategy_params,
     )
 
+    if args.seed < 0:
+        raise InputError("--seed", f"must be a non-negative integer, got {args.seed}")
     params = dict(parse_param(p) for p in args.param)
     strategy = make_strategy(args.strategy, **params)
     out = Path(args.out) if args.out else None

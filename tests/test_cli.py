@@ -161,6 +161,7 @@ BAD_INPUTS: list[tuple[str, dict[str, object], list[str], str]] = [
     ("budget beyond pool", {"--budget": "198"}, [], "larger than the unlabeled pool"),
     ("budget zero", {"--budget": "0"}, [], "at least 1"),
     ("budget not a number", {"--budget": "ten"}, [], "invalid int value"),
+    ("negative seed", {"--seed": "-3"}, [], "--seed: must be a non-negative integer"),
     ("temperature zero", {}, ["--param", "temperature=0"], "supclust.temperature"),
     ("temperature negative", {}, ["--param", "temperature=-2"], "supclust.temperature"),
     ("typ_ratio zero", {}, ["--param", "typ_ratio=0"], "supclust.typ_ratio"),

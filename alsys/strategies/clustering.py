@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import faiss
@@ -42,11 +42,16 @@ F32 = npt.NDArray[np.float32]
 # Added to the mean kNN distance before inverting (reference code).
 TYPICALITY_EPS = 1e-5
 DISTANCES = ("sqeuclidean", "euclidean")
-# k-means++ seeds on a subsample of max(4096, 16 k) points, then Lloyd uses every point.
-# faiss's own random seeding leaves blobs uncovered when k exceeds the number of modes (3x the
-# inertia of scikit-learn in tests/test_clustering.py); a subsample keeps seeding cheap.
+# k-means++ seeding runs on every point up to this many clusters, as scikit-learn's KMeans does
+# (the reference's choice up to 50 clusters), which keeps the inertia level with it. Above, it
+# runs on a subsample of max(4096, 16 k) points, where mini-batch k-means is the reference and
+# full Lloyd iterations already beat its inertia. faiss's own random seeding is not used: it
+# leaves blobs uncovered once k exceeds the number of modes (3x the inertia in the tests).
+KMEANS_PP_FULL_MAX_CLUSTERS = 50
 KMEANS_PP_MIN_SAMPLE = 4096
 KMEANS_PP_POINTS_PER_CLUSTER = 16
+# Up to this many points, exact kNN inside a cluster is one numpy GEMM (see self_knn_sqdist).
+SMALL_KNN_MAX = 2048
 
 
 @cache
@@ -73,6 +78,22 @@ def knn_sqdist(queries: F32, base: F32, k: int) -> tuple[F32, IntArray]:
     return np.maximum(distances, 0), indices
 
 
+def self_knn_sqdist(x: F32, k: int) -> F32:
+    """Squared L2 distances from each row of ``x`` (m, d) to its ``k`` nearest rows, itself
+    included, ascending: (m, k).
+
+    Small sets use one numpy GEMM: calling faiss (OpenMP) between numpy calls (OpenBLAS) makes
+    the two thread pools wait on each other, ~10 ms a switch on 2 cores, which for 500 clusters
+    of 100 points cost 30x the arithmetic. Large sets use faiss's blocked search.
+    """
+    if x.shape[0] > SMALL_KNN_MAX or gpu_available():
+        return knn_sqdist(x, x, k)[0]
+    sq = np.einsum("ij,ij->i", x, x)
+    distances = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
+    nearest: F32 = np.sort(np.partition(distances, k - 1, axis=1)[:, :k], axis=1)
+    return nearest
+
+
 def typicality(features: FloatArray, k_neighbors: int, distance: str = "sqeuclidean") -> FloatArray:
     """Typicality(x) = 1 / (mean distance to its K nearest neighbours + 1e-5) (eq. 2.11).
 
@@ -92,7 +113,7 @@ def typicality(features: FloatArray, k_neighbors: int, distance: str = "sqeuclid
     m = x.shape[0]
     if not 1 <= k_neighbors <= m - 1:
         raise InputError("k_neighbors", f"must be in [1, {m - 1}] for {m} points")
-    sq, _ = knn_sqdist(x, x, k_neighbors + 1)
+    sq = self_knn_sqdist(x, k_neighbors + 1)
     # Column 0 is the point itself (distance 0), as in the reference's k+1 search.
     neighbours = sq[:, 1:].astype(np.float64)
     if distance == "euclidean":
@@ -115,18 +136,18 @@ class Clustering:
 def _kmeans_pp(x: F32, k: int, rng: np.random.Generator) -> F32:
     """Greedy k-means++ seeding (Arthur and Vassilvitskii 2007; 2 + ln k trials per centre)."""
     n = x.shape[0]
-    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
     trials = 2 + int(math.log(k))
     centres = np.empty((k, x.shape[1]), dtype=np.float32)
     first = int(rng.integers(n))
     centres[0] = x[first]
     closest = np.maximum(sq + sq[first] - 2.0 * (x @ x[first]), 0.0)
     for c in range(1, k):
-        total = closest.sum()
+        total = closest.sum(dtype=np.float64)
         if total <= 0:  # fewer distinct points than clusters: any point will do
             centres[c:] = x[rng.integers(n, size=k - c)]
             break
-        picks = np.searchsorted(np.cumsum(closest), rng.random(trials) * total)
+        picks = np.searchsorted(np.cumsum(closest, dtype=np.float64), rng.random(trials) * total)
         picks = np.minimum(picks, n - 1)
         dist = np.maximum(sq[None, :] + sq[picks][:, None] - 2.0 * (x[picks] @ x.T), 0.0)
         np.minimum(closest[None, :], dist, out=dist)
@@ -139,7 +160,8 @@ def _kmeans_pp(x: F32, k: int, rng: np.random.Generator) -> F32:
 def kmeans(x: F32, n_clusters: int, rng: np.random.Generator, n_iter: int = 20) -> Clustering:
     """k-means on every point of ``x`` (n, d) float32, seeded only from ``rng``.
 
-    k-means++ seeding on a subsample, then ``n_iter`` Lloyd iterations in faiss over all points.
+    k-means++ seeding (on a subsample above 50 clusters), then ``n_iter`` Lloyd iterations in
+    faiss over all points.
     """
     n, d = x.shape
     if not 1 <= n_clusters <= n:
@@ -147,7 +169,10 @@ def kmeans(x: F32, n_clusters: int, rng: np.random.Generator, n_iter: int = 20) 
     if n_clusters == 1:
         return Clustering(np.zeros(n, dtype=np.int64), x.mean(axis=0, keepdims=True))
     sample_size = max(KMEANS_PP_MIN_SAMPLE, KMEANS_PP_POINTS_PER_CLUSTER * n_clusters)
-    sample = x if sample_size >= n else x[np.sort(rng.choice(n, sample_size, replace=False))]
+    if n_clusters <= KMEANS_PP_FULL_MAX_CLUSTERS or sample_size >= n:
+        sample = x
+    else:
+        sample = x[np.sort(rng.choice(n, sample_size, replace=False))]
     init = _kmeans_pp(sample, n_clusters, rng)
     km = faiss.Kmeans(
         d,
@@ -209,6 +234,19 @@ class ClusterContext:
     clustering: Clustering
     sizes: IntArray  # (k,)
     labeled_counts: IntArray  # (k,) before this round
+
+    @cached_property
+    def centres64(self) -> FloatArray:
+        """(k, d) the cluster centres in float64, converted once a round."""
+        return self.clustering.centres.astype(np.float64)
+
+    @cached_property
+    def centre_distances(self) -> FloatArray:
+        """(k, k) Euclidean distances between cluster centres, float64; computed once a round."""
+        c = self.centres64
+        sq = (c * c).sum(axis=1)
+        distances: FloatArray = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * c @ c.T, 0.0))
+        return distances
 
 
 @dataclass(frozen=True)

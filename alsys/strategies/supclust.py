@@ -38,9 +38,34 @@ def cluster_weights(centres: FloatArray, cluster: int, temperature: float) -> Fl
     centres: (k, d), k >= 2 -> (k - 1,) non-negative, summing to 1.
     """
     c = np.asarray(centres, dtype=np.float64)
-    others = np.arange(c.shape[0]) != cluster
-    centre_distances = np.linalg.norm(c[others] - c[cluster], axis=1)
-    return softmax(-centre_distances / temperature)  # type: ignore[no-any-return]
+    centre_distances = np.linalg.norm(c - c[cluster], axis=1)
+    return _weights(centre_distances, cluster, temperature)
+
+
+def _weights(centre_distances: FloatArray, cluster: int, temperature: float) -> FloatArray:
+    """Eq. 5.1 from the (k,) distances of centre i to every centre, itself included."""
+    others = np.arange(centre_distances.shape[0]) != cluster
+    weights: FloatArray = softmax(-centre_distances[others] / temperature)
+    return weights
+
+
+def _sup(
+    point_distances: FloatArray, centre_distances: FloatArray, cluster: int, temperature: float
+) -> FloatArray:
+    """Eq. 5.2 from (m, k) point-to-centre and (k,) centre-to-centre Euclidean distances."""
+    others = np.arange(centre_distances.shape[0]) != cluster
+    weights = _weights(centre_distances, cluster, temperature)
+    scores: FloatArray = 1.0 / (point_distances[:, others] @ weights)
+    return scores
+
+
+def _distances(points: FloatArray, centres: FloatArray) -> FloatArray:
+    """(m, k) Euclidean distances, float64."""
+    x = np.asarray(points, dtype=np.float64)
+    c = np.asarray(centres, dtype=np.float64)
+    sq = (x * x).sum(axis=1)[:, None] + (c * c).sum(axis=1)[None, :] - 2.0 * x @ c.T
+    distances: FloatArray = np.sqrt(np.maximum(sq, 0.0))
+    return distances
 
 
 def sup_scores(
@@ -62,12 +87,9 @@ def sup_scores(
         raise InputError("centres", "SUP needs at least two clusters")
     if not temperature > 0:
         raise InputError("temperature", f"must be > 0, got {temperature}")
-    weights = cluster_weights(c, cluster, temperature)
-    others = c[np.arange(c.shape[0]) != cluster]
-    x = np.asarray(points, dtype=np.float64)
-    sq = (x * x).sum(axis=1)[:, None] + (others * others).sum(axis=1)[None, :] - 2.0 * x @ others.T
-    distances = np.sqrt(np.maximum(sq, 0.0))  # (m, k - 1) Euclidean, as eq. 5.2
-    return 1.0 / (distances @ weights)  # type: ignore[no-any-return]
+    return _sup(
+        _distances(points, c), _distances(c[cluster : cluster + 1], c)[0], cluster, temperature
+    )
 
 
 @dataclass(frozen=True)
@@ -102,7 +124,12 @@ class SUPClust(ClusterStrategy):
     def sup(self, points: IntArray, cluster: int, ctx: ClusterContext) -> FloatArray | None:
         if ctx.clustering.n_clusters < 2:
             return None  # a single cluster has no neighbour to lean towards
-        return sup_scores(ctx.x_clst[points], ctx.clustering.centres, cluster, self.temperature)
+        return _sup(
+            _distances(ctx.x_clst[points], ctx.centres64),
+            ctx.centre_distances[cluster],
+            cluster,
+            self.temperature,
+        )
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
