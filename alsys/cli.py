@@ -34,6 +34,9 @@ _FLAGS = {
     "clusters": "--clusters",
     "labeled": "--labeled",
     "labeled_mask": "--labeled",
+    "dims": "--dims",
+    "mode": "--mode",
+    "dataset": "--dataset",
 }
 
 
@@ -184,6 +187,34 @@ def run_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_embed(args: argparse.Namespace) -> int:
+    from alsys.embed import parse_dims, simclr_embeddings
+    from alsys.embed.store import EmbeddingStore
+
+    dims = parse_dims(args.dims)
+    if args.seed < 0:
+        raise InputError("--seed", f"must be a non-negative integer, got {args.seed}")
+    if args.epochs is not None and args.epochs < 1:
+        raise InputError("--epochs", f"must be at least 1, got {args.epochs}")
+    store = EmbeddingStore(args.store)
+    options = {"root": args.data_root} if args.data_root and args.dataset != "digits" else {}
+    by_dim = simclr_embeddings(
+        args.dataset,
+        dims,
+        mode=args.mode,
+        seed=args.seed,
+        epochs=args.epochs,
+        store=store,
+        dataset_options=options,
+        show_progress=not args.quiet,
+    )
+    built = f"{store.computed} trained now, the rest read from the store"
+    print(f"embeddings of {args.dataset} ({args.mode}, seed {args.seed}) in {store.root}: {built}")
+    for d, found in by_dim.items():
+        print(f"  D={d:<4} train {found.train.shape}  test {found.test.shape}  {found.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="alsys", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"alsys {__version__}")
@@ -227,6 +258,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress", action="store_true", help="progress bars on stderr even when not a terminal"
     )
     select.set_defaults(handler=run_select)
+
+    embed = commands.add_parser(
+        "embed",
+        help="train SimCLR embeddings at the given dimensions (once) and store them",
+        description="Train SimCLR embeddings as needed and print where they are. Trainings "
+        "are cached in the embedding store, keyed by everything that determines them.",
+    )
+    embed.add_argument("--dataset", required=True, help="digits, cifar10, cifar100, ...")
+    embed.add_argument("--dims", required=True, help="comma-separated dimensions, e.g. 8,16,32")
+    embed.add_argument(
+        "--mode",
+        choices=["nested", "separate"],
+        default="nested",
+        help="nested: one training for every D (default); separate: one training per D",
+    )
+    embed.add_argument("--seed", type=int, default=0)
+    embed.add_argument("--epochs", type=int, help="override the dataset preset's epochs")
+    embed.add_argument("--store", help="embedding store folder (default $ALSYS_STORE or cache)")
+    embed.add_argument("--data-root", help="dataset folder (default $ALSYS_DATA or cache)")
+    embed.add_argument("--quiet", action="store_true", help="no progress bars")
+    embed.set_defaults(handler=run_embed)
     return parser
 
 

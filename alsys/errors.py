@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
+V = TypeVar("V")
+
 
 class InputError(ValueError):
     """Bad input from a user: names the offending field and what is wrong with it.
@@ -13,3 +18,12 @@ class InputError(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+def lookup(registry: Mapping[str, V], name: str, kind: str) -> V:
+    """``registry[name]``; an unknown name is an InputError listing the valid ones."""
+    try:
+        return registry[name]
+    except KeyError:
+        valid = ", ".join(sorted(registry))
+        raise InputError(kind, f"unknown {kind} {name!r}; valid: {valid}") from None

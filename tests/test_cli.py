@@ -234,6 +234,7 @@ class _no_raise:
         return False
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "case", ["corrupt file", "unknown strategy", "budget beyond pool", "pickled objects"]
 )
@@ -265,3 +266,45 @@ def test_pickle_is_never_enabled(pool_dir: Path) -> None:
     code = main(base_args(pool_dir, **{"--embeddings": str(pool_dir / "evil.npy")}))
     assert code == 2
     assert not marker.exists()
+
+
+@pytest.mark.integration
+def test_embed_trains_once_then_reads_the_store(tmp_path: Path) -> None:
+    alsys = shutil.which("alsys", path=str(Path(sys.executable).parent))
+    assert alsys
+    argv = [
+        alsys,
+        "embed",
+        "--dataset",
+        "digits",
+        "--dims",
+        "8,16",
+        "--epochs",
+        "1",
+        "--store",
+        str(tmp_path),
+        "--quiet",
+    ]
+    first = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert "1 trained now" in first.stdout
+    assert "D=16   train (1437, 16)  test (360, 16)" in first.stdout
+    second = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert "0 trained now" in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--dataset", "digits", "--dims", "8,x"], "--dims: expected comma-separated integers"),
+        (["--dataset", "digits", "--dims", "0"], "--dims: dimensions must be positive"),
+        (["--dataset", "mnist", "--dims", "8"], "--dataset: unknown dataset 'mnist'"),
+        (["--dataset", "embeddings", "--dims", "8"], "SimCLR does not apply"),
+        (["--dataset", "digits", "--dims", "8", "--epochs", "0"], "--epochs: must be at least 1"),
+    ],
+)
+def test_embed_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(["embed", *extra, "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from alsys.errors import InputError
+from alsys.errors import InputError, lookup
 from alsys.strategies.bald import BALD
 from alsys.strategies.base import (
     Pool,
@@ -69,12 +69,7 @@ def strategy_params(name: str) -> dict[str, Any]:
 
 
 def get_strategy_class(name: str) -> type[Strategy]:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise InputError(
-            "strategy", f"unknown strategy {name!r}; valid: {', '.join(sorted(REGISTRY))}"
-        ) from None
+    return lookup(REGISTRY, name, "strategy")
 
 
 def make_strategy(name: str, **params: Any) -> Strategy:

@@ -1,0 +1,56 @@
+"""Datasets: one registry from names to loaders; each returns a :class:`Dataset`.
+
+>>> from alsys.data import load_dataset
+>>> digits = load_dataset("digits")     # offline, ships with scikit-learn
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from alsys.data.base import Dataset, DatasetUnavailable, data_root
+from alsys.data.cifar import load_cifar10, load_cifar10_lt, load_cifar100, long_tail_counts
+from alsys.data.digits import load as load_digits
+from alsys.data.embeddings import load_embeddings
+from alsys.data.isic import load_isic2019
+from alsys.errors import InputError, lookup
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "digits": load_digits,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "cifar10_lt": load_cifar10_lt,
+    "isic2019": load_isic2019,
+    "embeddings": load_embeddings,
+}
+
+
+def dataset_loader(name: str) -> Callable[..., Dataset]:
+    """The loader of ``name``; an unknown name lists the valid ones."""
+    return lookup(DATASETS, name, "dataset")
+
+
+def load_dataset(name: str, **options: Any) -> Dataset:
+    """The dataset ``name`` with its loader's ``options``; unknown names or options list the
+    valid ones."""
+    loader = dataset_loader(name)
+    accepted = list(inspect.signature(loader).parameters)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InputError(
+            f"{name}.{unknown[0]}", f"unknown option; {name} takes: {', '.join(accepted) or 'none'}"
+        )
+    return loader(**options)
+
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DatasetUnavailable",
+    "data_root",
+    "dataset_loader",
+    "load_dataset",
+    "long_tail_counts",
+]

@@ -1,0 +1,270 @@
+"""SimCLR (Chen et al. 2020) as the thesis trains it (Table A.2), with a nested-dimension mode.
+
+- Backbone: CIFAR-style ResNet18 (3x3 stem, no max-pool; ResNet34 for CIFAR-100), or a small
+  CNN for digits. A projection head maps its features to D dimensions; the D-dimensional head
+  output is the embedding used downstream (thesis chapter 4).
+- Loss: NT-Xent. ``mode="nested"`` (beyond the thesis, after Matryoshka representation
+  learning) averages the loss over the prefixes z[:, :d] for every d in ``dims``, so one training
+  yields every dimension; ``mode="separate"`` trains one model per D.
+- Optimiser: SGD with momentum, cosine schedule over the epochs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alsys.embed.augment import CIFAR_AUGMENT, DIGITS_AUGMENT, AugmentConfig, augment
+from alsys.errors import InputError
+
+DIMENSIONS = (8, 16, 32, 64, 128, 256, 512)  # thesis chapter 4
+BACKBONES = ("resnet18_cifar", "resnet34_cifar", "resnet18", "small_cnn")
+
+
+@dataclass(frozen=True)
+class SimCLRConfig:
+    """Training hyperparameters; each preset below gives its source."""
+
+    backbone: str
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4  # TypiClust/SCAN SimCLR config
+    temperature: float = 0.1  # NT-Xent temperature, TypiClust/SCAN SimCLR config
+    head_hidden: int = 512
+    augment: AugmentConfig = CIFAR_AUGMENT
+    mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465)  # CIFAR-10 channel statistics
+    std: tuple[float, ...] = (0.2023, 0.1994, 0.2010)
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise InputError("simclr.backbone", f"must be one of {', '.join(BACKBONES)}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"simclr.{name}", "must be at least 1")
+        if not self.lr > 0:
+            raise InputError("simclr.lr", "must be > 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, SimCLRConfig] = {
+    # Table A.2: ResNet18, 500 epochs, batch 512, SGD lr 0.4, cosine, momentum 0.9, no Nesterov.
+    "cifar10": SimCLRConfig("resnet18_cifar", epochs=500, batch_size=512, lr=0.4),
+    "cifar10_lt": SimCLRConfig("resnet18_cifar", epochs=500, batch_size=512, lr=0.4),
+    # Table A.2 has no CIFAR-100 entry (a pretrained ResNet34 was used); same schedule here.
+    "cifar100": SimCLRConfig(
+        "resnet34_cifar",
+        epochs=500,
+        batch_size=512,
+        lr=0.4,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+    ),
+    # Table A.2: ResNet18, 500 epochs, batch 32, lr 0.025. 224 px images keep the ImageNet stem
+    # (7x7 stride-2 conv and max-pool) and ImageNet channel statistics.
+    "isic2019": SimCLRConfig(
+        "resnet18",
+        epochs=500,
+        batch_size=32,
+        lr=0.025,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+    ),
+    # Digits (ours): a small CNN and 60 epochs train in about a minute on 2 CPU cores.
+    "digits": SimCLRConfig(
+        "small_cnn",
+        epochs=60,
+        batch_size=256,
+        lr=0.4,
+        head_hidden=128,
+        augment=DIGITS_AUGMENT,
+        mean=(0.3,),
+        std=(0.4,),
+    ),
+}
+
+
+def preset(dataset: str, epochs: int | None = None) -> SimCLRConfig:
+    if dataset not in PRESETS:
+        raise InputError("dataset", f"no SimCLR preset for {dataset}; have {', '.join(PRESETS)}")
+    config = PRESETS[dataset]
+    return config if epochs is None else replace(config, epochs=epochs)
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks for 8x8 single-channel digits; 128 features."""
+
+    out_dim = 128
+
+    def __init__(self, in_channels: int = 1) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+            )
+
+        self.body = nn.Sequential(
+            block(in_channels, 32), block(32, 64), nn.MaxPool2d(2), block(64, 128)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features: torch.Tensor = self.body(x).mean(dim=(2, 3))
+        return features
+
+
+def resnet(depth: int, cifar_stem: bool, in_channels: int = 3) -> nn.Module:
+    """torchvision's ResNet without its classifier; 512 features. The CIFAR stem is a 3x3
+    stride-1 conv and no max-pool, for 32 px images."""
+    from torchvision.models import resnet18, resnet34
+
+    net = (resnet18 if depth == 18 else resnet34)()
+    if cifar_stem:
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    net.fc = nn.Identity()
+    module: nn.Module = net
+    return module
+
+
+def make_backbone(name: str, in_channels: int) -> tuple[nn.Module, int]:
+    """The backbone and its feature width."""
+    if name == "small_cnn":
+        return SmallCNN(in_channels), SmallCNN.out_dim
+    depth = 34 if name == "resnet34_cifar" else 18
+    return resnet(depth, cifar_stem=name.endswith("_cifar"), in_channels=in_channels), 512
+
+
+class SimCLR(nn.Module):
+    """Backbone plus projection head; ``forward`` returns the D-dimensional head output."""
+
+    def __init__(self, config: SimCLRConfig, out_dim: int, in_channels: int) -> None:
+        super().__init__()
+        self.backbone, features = make_backbone(config.backbone, in_channels)
+        self.head = nn.Sequential(
+            nn.Linear(features, config.head_hidden),
+            nn.BatchNorm1d(config.head_hidden),
+            nn.ReLU(),
+            nn.Linear(config.head_hidden, out_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))  # type: ignore[no-any-return]
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent of two views (n, D) each: cross-entropy of each view's positive among 2n - 1."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n = z1.shape[0]
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    return F.cross_entropy(logits, targets)
+
+
+def nested_nt_xent(
+    z1: torch.Tensor, z2: torch.Tensor, dims: Sequence[int], temperature: float
+) -> torch.Tensor:
+    """Mean NT-Xent over the prefixes z[:, :d] (Matryoshka-style nesting)."""
+    losses = [nt_xent(z1[:, :d], z2[:, :d], temperature) for d in dims]
+    return torch.stack(losses).mean()
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _normalize(x: torch.Tensor, config: SimCLRConfig) -> torch.Tensor:
+    mean = torch.tensor(config.mean[: x.shape[1]]).view(1, -1, 1, 1)
+    std = torch.tensor(config.std[: x.shape[1]]).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def train_simclr(
+    images: np.ndarray,
+    config: SimCLRConfig,
+    dims: Sequence[int],
+    seed: int,
+    nested: bool,
+    show_progress: bool = True,
+) -> tuple[SimCLR, list[float]]:
+    """Trains one SimCLR model; returns it (in eval mode) and the mean loss of each epoch.
+
+    Nested: the head outputs max(dims) and the loss averages over every prefix in ``dims``.
+    Separate: ``dims`` holds one D. All randomness comes from ``seed``: weight initialisation
+    (inside a forked RNG state, leaving torch's global RNG as it was), batches and augmentations.
+    """
+    from tqdm import tqdm
+
+    dims = sorted(int(d) for d in dims)
+    if not nested and len(dims) != 1:
+        raise InputError("dims", "separate mode trains one dimension at a time")
+    data = _to_tensor(images)
+    n = data.shape[0]
+    batch = min(config.batch_size, n)
+    if batch < 2:
+        raise InputError("images", "SimCLR needs at least two images")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SimCLR(config, dims[-1], data.shape[1])
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    history: list[float] = []
+    bar = tqdm(
+        range(config.epochs),
+        desc=f"simclr {config.backbone} D={'/'.join(map(str, dims))}",
+        file=sys.stderr,
+        disable=not show_progress,
+    )
+    model.train()
+    for _ in bar:
+        order = torch.randperm(n, generator=gen)
+        losses = []
+        for start in range(0, n - batch + 1, batch):  # drop the last partial batch (BatchNorm)
+            x = data[order[start : start + batch]]
+            v1 = _normalize(augment(x, config.augment, gen), config)
+            v2 = _normalize(augment(x, config.augment, gen), config)
+            z1, z2 = model(v1), model(v2)
+            loss = (
+                nested_nt_xent(z1, z2, dims, config.temperature)
+                if nested
+                else nt_xent(z1, z2, config.temperature)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        schedule.step()
+        history.append(float(np.mean(losses)))
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+    model.eval()
+    return model, history
+
+
+@torch.no_grad()
+def embed_images(
+    model: SimCLR, images: np.ndarray, config: SimCLRConfig, batch: int = 1024
+) -> np.ndarray:
+    """(N, H, W, C) uint8 -> (N, D) float32 head outputs, no augmentation."""
+    model.eval()
+    chunks = []
+    for start in range(0, images.shape[0], batch):
+        x = _normalize(_to_tensor(images[start : start + batch]), config)
+        chunks.append(model(x).numpy().astype(np.float32))
+    return np.concatenate(chunks)
