@@ -37,6 +37,12 @@ _FLAGS = {
     "dims": "--dims",
     "mode": "--mode",
     "dataset": "--dataset",
+    "d_clst": "--d-clst",
+    "d_typ": "--d-typ",
+    "episodes": "--episodes",
+    "seed": "--seed",
+    "budget": "--budget",
+    "setting": "--setting",
 }
 
 
@@ -215,6 +221,50 @@ def run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_trial_command(args: argparse.Namespace) -> int:
+    from alsys.config import TrialConfig
+    from alsys.embed.store import EmbeddingStore
+    from alsys.loop import RoundResult, TrialState, prepare_data, run_trial
+
+    config = TrialConfig(
+        strategy=args.strategy,
+        dataset=args.dataset,
+        budget=args.budget,
+        setting=args.setting,
+        seed=args.seed,
+        episodes=args.episodes,
+        strategy_params=dict(parse_param(p) for p in args.param),
+        d_clst=args.d_clst,
+        d_typ=args.d_typ,
+        embed_epochs=args.embed_epochs,
+    )
+    data = prepare_data(config, EmbeddingStore(args.store), show_progress=not args.quiet)
+    print(f"trial {config.run_name()}: b = {config.budget_size(data.dataset.n_classes)} a round")
+    print(
+        f"{'round':>5} {'labeled':>7} {'accuracy':>8} {'bal.acc':>8} {'select s':>8} "
+        f"{'train s':>8}  note"
+    )
+
+    def show(result: RoundResult, _: TrialState) -> None:
+        note = "random (cold start)" if result.random_fallback else ""
+        print(
+            f"{result.round:>5} {result.n_labeled:>7} {result.accuracy:>8.3f} "
+            f"{result.balanced_accuracy:>8.3f} {result.selection_seconds:>8.2f} "
+            f"{result.training_seconds:>8.2f}  {note}",
+            flush=True,
+        )
+
+    if args.no_track:
+        run_trial(config, data, on_round=show)
+        return 0
+    from alsys.tracking import resolve_tracking_uri, tracked_trial
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    _, run_id = tracked_trial(config, data, uri, args.experiment, on_round=show)
+    print(f"MLflow run {run_id} in experiment {args.experiment!r} at {uri}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="alsys", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"alsys {__version__}")
@@ -279,6 +329,31 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--data-root", help="dataset folder (default $ALSYS_DATA or cache)")
     embed.add_argument("--quiet", action="store_true", help="no progress bars")
     embed.set_defaults(handler=run_embed)
+
+    run = commands.add_parser(
+        "run",
+        help="run one trial: the full episodic loop, tracked in MLflow",
+        description="Run one trial (select, label, train, evaluate for --episodes rounds), "
+        "print a per-round table and log it to MLflow.",
+    )
+    run.add_argument("--dataset", default="digits")
+    run.add_argument("--strategy", required=True)
+    run.add_argument("--budget", default="tiny", choices=["tiny", "small"])
+    run.add_argument("--setting", default="ssl", choices=["ssl", "fsl"])
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument("--d-clst", type=int, help="SimCLR dimension for clustering")
+    run.add_argument("--d-typ", type=int, help="SimCLR dimension for typicality")
+    run.add_argument("--episodes", type=int, default=5)
+    run.add_argument("--embed-epochs", type=int, help="override the SimCLR preset's epochs")
+    run.add_argument("--store", help="embedding store folder")
+    run.add_argument(
+        "--tracking-uri", help="MLflow URI (default: sqlite:///<cwd>/mlflow.db, absolute)"
+    )
+    run.add_argument("--experiment", default="alsys", help="MLflow experiment name")
+    run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(handler=run_trial_command)
     return parser
 
 

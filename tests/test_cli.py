@@ -308,3 +308,55 @@ def test_embed_bad_input_is_one_line(
     assert main(["embed", *extra, "--store", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategy", "supclust", "--d-clst", "10"], "--d-clst: SimCLR embeddings come in"),
+        (["--strategy", "nope"], "unknown strategy 'nope'"),
+        (
+            ["--strategy", "random", "--dataset", "embeddings", "--setting", "fsl"],
+            "--setting: fsl trains on images",
+        ),
+        (["--strategy", "random", "--episodes", "0"], "--episodes: must be an integer >= 1"),
+        (["--strategy", "supclust", "--param", "temperature=-1"], "supclust.temperature"),
+    ],
+)
+def test_run_bad_input_fails_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    code = main(["run", *extra, "--store", str(tmp_path), "--no-track", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not any(p.is_dir() for p in tmp_path.iterdir())  # nothing was trained
+
+
+@pytest.mark.integration
+def test_run_prints_rounds_and_logs_to_mlflow(tmp_path: Path) -> None:
+    alsys = shutil.which("alsys", path=str(Path(sys.executable).parent))
+    assert alsys
+    result = subprocess.run(
+        [
+            alsys,
+            "run",
+            "--strategy",
+            "typiclust",
+            "--episodes",
+            "2",
+            "--embed-epochs",
+            "2",
+            "--store",
+            str(tmp_path / "store"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("trial typiclust-digits-tiny-ssl-s0")
+    assert [line.split()[:2] for line in lines[2:4]] == [["1", "10"], ["2", "20"]]
+    assert f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}" in lines[-1]

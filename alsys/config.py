@@ -1,0 +1,132 @@
+"""One trial's configuration: frozen, validated, flattenable to MLflow params and back to JSON.
+
+A trial is one (strategy, dataset, budget, setting, seed, temperature, typ_ratio, D_clst, D_typ)
+experiment; every default below carries its source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from alsys.errors import InputError
+
+BUDGETS = ("tiny", "small")  # thesis 2.1.1: b = #classes, b = 5 x #classes
+SETTINGS = ("ssl", "fsl")  # thesis 5.3.1
+BUDGET_FACTOR = {"tiny": 1, "small": 5}
+
+
+@dataclass(frozen=True)
+class SSLClassifierConfig:
+    """Linear classifier on frozen embeddings, trained with SGD for a fixed number of steps."""
+
+    embedding_dim: int = 512  # SimCLR 512-D representations (thesis 5.3.1)
+    steps: int = 300  # full-batch steps; the labeled set is small in this regime
+    lr: float = 0.5
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    # Dropout before the linear layer, so MC passes differ for bald/dbal/batchbald (the
+    # reference head has none, which makes BALD ~0 everywhere). 0 turns it off.
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class FSLClassifierConfig:
+    """ResNet18 from scratch on the labeled images (Table A.1); ``None`` = the dataset's preset."""
+
+    backbone: str | None = None  # resnet18_cifar (CIFAR), resnet18 (ISIC), small_cnn (digits)
+    epochs: int | None = None  # Table A.1: 200
+    batch_size: int | None = None  # Table A.1: min(100, |L|) CIFAR, min(50, |L|) ISIC
+    lr: float | None = None  # Table A.1: 0.025 CIFAR, 0.0125 ISIC
+    momentum: float = 0.9  # Table A.1
+    nesterov: bool = True  # Table A.1
+    weight_decay: float = 3e-4  # Table A.1
+    dropout: float = 0.2  # before the last layer, for MC-dropout strategies
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    strategy: str
+    dataset: str = "digits"
+    budget: str = "tiny"
+    setting: str = "ssl"
+    seed: int = 0
+    episodes: int = 5  # thesis: e = 5
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    d_clst: int | None = None  # clustering space; None = the classifier's embedding dim
+    d_typ: int | None = None  # typicality space; None = d_clst
+    embed_mode: str = "nested"
+    embed_epochs: int | None = None  # None = the dataset's SimCLR preset
+    mc_passes: int = 20  # T_mc stochastic forward passes for bald/dbal/batchbald
+    ssl: SSLClassifierConfig = field(default_factory=SSLClassifierConfig)
+    fsl: FSLClassifierConfig = field(default_factory=FSLClassifierConfig)
+
+    def __post_init__(self) -> None:
+        from alsys.data import dataset_loader
+        from alsys.strategies import make_strategy
+
+        make_strategy(self.strategy, **self.strategy_params)  # validates name and params
+        dataset_loader(self.dataset)
+        if self.budget not in BUDGETS:
+            raise InputError("budget", f"must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
+        if self.setting not in SETTINGS:
+            raise InputError("setting", f"must be ssl or fsl, got {self.setting!r}")
+        if self.setting == "fsl" and self.dataset == "embeddings":
+            raise InputError("setting", "fsl trains on images; the embeddings dataset has none")
+        for name in ("seed", "episodes", "mc_passes"):
+            value = getattr(self, name)
+            low = 0 if name == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(name, f"must be an integer >= {low}, got {value!r}")
+        for name in ("d_clst", "d_typ"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InputError(name, f"must be a positive integer, got {value!r}")
+
+    def budget_size(self, n_classes: int) -> int:
+        return BUDGET_FACTOR[self.budget] * n_classes
+
+    @property
+    def clustering_dim(self) -> int:
+        return self.d_clst or self.ssl.embedding_dim
+
+    @property
+    def typicality_dim(self) -> int:
+        return self.d_typ or self.clustering_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
+        data = dict(data)
+        data["ssl"] = SSLClassifierConfig(**data.get("ssl", {}))
+        data["fsl"] = FSLClassifierConfig(**data.get("fsl", {}))
+        return cls(**data)
+
+    def flatten(self) -> dict[str, Any]:
+        """``{"ssl.lr": 0.5, "strategy_params.temperature": 1.0, ...}`` for MLflow params."""
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key in sorted(value):
+                    walk(f"{prefix}.{key}" if prefix else str(key), value[key])
+            else:
+                flat[prefix] = value
+
+        walk("", self.to_dict())
+        return flat
+
+    def run_name(self) -> str:
+        """Readable: ``supclust-digits-tiny-ssl-s0-c32-t64``."""
+        name = f"{self.strategy}-{self.dataset}-{self.budget}-{self.setting}-s{self.seed}"
+        if self.d_clst or self.d_typ:
+            name += f"-c{self.clustering_dim}-t{self.typicality_dim}"
+        return name

@@ -1,0 +1,251 @@
+"""The episodic active-learning loop: select, label, train, evaluate, for ``episodes`` rounds.
+
+This is the one place where classifier, strategy and labels meet. Strategies see only the
+pool's features and the model's outputs; the loop reveals labels, checks every selection, and
+records for each label the round in which it was bought.
+
+Randomness: round r of a trial with seed s draws its selection from
+``default_rng([s, r, 0])`` and trains its classifier with seed derived from ``[s, r, 1]``. A
+trial resumed at round r therefore continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from alsys.config import TrialConfig
+from alsys.data import Dataset, load_dataset
+from alsys.strategies import Pool, make_strategy, validate_selection
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """Everything a trial reads, prepared once: the dataset and its embeddings.
+
+    ``features_*`` feed the SSL classifier (and Coreset in SSL); ``clst``/``typ`` are the
+    D_clst/D_typ spaces the clustering strategies select in (pool rows only).
+    """
+
+    dataset: Dataset
+    features_train: np.ndarray | None
+    features_test: np.ndarray | None
+    clst: np.ndarray
+    typ: np.ndarray
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
+def prepare_data(config: TrialConfig, store: Any = None, show_progress: bool = False) -> TrialData:
+    """Loads the dataset and the embeddings the trial needs (from the store, computed once)."""
+    from alsys.errors import InputError
+
+    dataset = load_dataset(config.dataset, **config.dataset_options)
+    if dataset.train_features is not None and dataset.test_features is not None:
+        native = dataset.train_features.shape[1]
+        for name in ("d_clst", "d_typ"):
+            value = getattr(config, name)
+            if value is not None and value != native:
+                raise InputError(
+                    name,
+                    f"the embeddings dataset holds {native}-D features; it cannot give {value}",
+                )
+        train, test = dataset.train_features, dataset.test_features
+        return TrialData(dataset, _unit(train), _unit(test), _unit(train), _unit(train))
+    from alsys.embed import DIMENSIONS, simclr_embeddings
+
+    wanted = {config.clustering_dim, config.typicality_dim}
+    if config.setting == "ssl":
+        wanted.add(config.ssl.embedding_dim)
+    bad = sorted(d for d in wanted if d not in DIMENSIONS)
+    if bad:
+        raise InputError(
+            "d_clst" if bad[0] == config.clustering_dim else "d_typ",
+            f"SimCLR embeddings come in {', '.join(map(str, DIMENSIONS))}; not {bad[0]}",
+        )
+    dims = sorted(wanted)
+    if config.embed_mode == "nested":
+        dims = [d for d in DIMENSIONS if d <= max(wanted)]  # one nested training covers all
+    by_dim = simclr_embeddings(
+        config.dataset,
+        dims,
+        mode=config.embed_mode,
+        seed=config.seed,
+        epochs=config.embed_epochs,
+        store=store,
+        dataset_options=config.dataset_options,
+        show_progress=show_progress,
+    )
+    features = by_dim[config.ssl.embedding_dim] if config.setting == "ssl" else None
+    return TrialData(
+        dataset,
+        None if features is None else _unit(features.train),
+        None if features is None else _unit(features.test),
+        _unit(by_dim[config.clustering_dim].train),
+        _unit(by_dim[config.typicality_dim].train),
+    )
+
+
+@dataclass
+class RoundResult:
+    round: int
+    n_labeled: int
+    accuracy: float
+    balanced_accuracy: float
+    per_class_recall: list[float]
+    class_histogram: list[int]
+    selected: list[int]
+    selected_labels: list[int]
+    selection_seconds: float
+    training_seconds: float
+    random_fallback: bool
+    notes: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        """Scalar metrics for trackers (per-class values get their own keys)."""
+        out = {
+            "accuracy": self.accuracy,
+            "balanced_accuracy": self.balanced_accuracy,
+            "n_labeled": float(self.n_labeled),
+            "selection_seconds": self.selection_seconds,
+            "training_seconds": self.training_seconds,
+            "random_fallback": float(self.random_fallback),
+        }
+        out.update({f"recall_class_{c}": r for c, r in enumerate(self.per_class_recall)})
+        out.update({f"labeled_class_{c}": float(h) for c, h in enumerate(self.class_histogram)})
+        return out
+
+
+@dataclass
+class TrialState:
+    """What a checkpoint needs: the labels bought so far and the results of finished rounds."""
+
+    bought_round: np.ndarray  # (n,) round in which each label was bought, -1 if unlabeled
+    rounds: list[RoundResult] = field(default_factory=list)
+
+    @property
+    def labeled_mask(self) -> np.ndarray:
+        mask: np.ndarray = self.bought_round >= 0
+        return mask
+
+
+def recall_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes,) recall TP_c / (TP_c + FN_c) (eq. 5.3); NaN for classes absent from y_true."""
+    support = np.bincount(y_true, minlength=n_classes)
+    hits = np.bincount(y_true[y_pred == y_true], minlength=n_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, hits / support, np.nan)
+
+
+def round_seed(seed: int, round_index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, round_index, stream])
+
+
+def make_classifier(config: TrialConfig, n_classes: int) -> Any:
+    from alsys.classifiers import FSLClassifier, SSLClassifier
+
+    if config.setting == "ssl":
+        return SSLClassifier(config.ssl, n_classes)
+    return FSLClassifier(config.fsl, config.dataset, n_classes)
+
+
+def run_trial(
+    config: TrialConfig,
+    data: TrialData,
+    state: TrialState | None = None,
+    on_round: Callable[[RoundResult, TrialState], None] | None = None,
+) -> TrialState:
+    """Runs the rounds not yet in ``state`` (all of them for a fresh trial)."""
+    dataset = data.dataset
+    n_classes = dataset.n_classes
+    budget = config.budget_size(n_classes)
+    strategy = make_strategy(config.strategy, **config.strategy_params)
+    ssl = config.setting == "ssl"
+    pool_inputs = data.features_train if ssl else dataset.train_images
+    test_inputs = data.features_test if ssl else dataset.test_images
+    assert pool_inputs is not None and test_inputs is not None
+    n = dataset.n_train
+    if state is None:
+        state = TrialState(np.full(n, -1, dtype=np.int64))
+    classifier = None
+    for round_index in range(len(state.rounds), config.episodes):
+        labeled = state.labeled_mask
+        if classifier is None and state.rounds:
+            # Resuming: retrain the previous round's model, which is deterministic.
+            classifier = _train(config, n_classes, pool_inputs, dataset, labeled, round_index - 1)
+        if labeled.sum() + budget > n:
+            raise ValueError(f"round {round_index + 1} needs {budget} more points; pool exhausted")
+        pool = _strategy_pool(config, strategy.needs, data, classifier, pool_inputs)
+        start = time.perf_counter()
+        selection = strategy.select(pool, labeled, budget, round_seed(config.seed, round_index, 0))
+        selection_seconds = time.perf_counter() - start
+        chosen = validate_selection(selection.indices, labeled, budget)
+        state.bought_round[chosen] = round_index + 1
+        labeled = state.labeled_mask
+        start = time.perf_counter()
+        classifier = _train(config, n_classes, pool_inputs, dataset, labeled, round_index)
+        training_seconds = time.perf_counter() - start
+        predicted = classifier.predict_proba(test_inputs).argmax(axis=1)
+        recall = recall_per_class(dataset.test_labels, predicted, n_classes)
+        result = RoundResult(
+            round=round_index + 1,
+            n_labeled=int(labeled.sum()),
+            accuracy=float(np.mean(predicted == dataset.test_labels)),
+            balanced_accuracy=float(np.nanmean(recall)),
+            per_class_recall=[float(r) for r in recall],
+            class_histogram=np.bincount(
+                dataset.train_labels[labeled], minlength=n_classes
+            ).tolist(),
+            selected=chosen.tolist(),
+            selected_labels=dataset.train_labels[chosen].tolist(),
+            selection_seconds=selection_seconds,
+            training_seconds=training_seconds,
+            random_fallback=selection.random_fallback,
+            notes=list(selection.notes),
+        )
+        state.rounds.append(result)
+        if on_round is not None:
+            on_round(result, state)
+    return state
+
+
+def _train(
+    config: TrialConfig,
+    n_classes: int,
+    inputs: np.ndarray,
+    dataset: Dataset,
+    labeled: np.ndarray,
+    round_index: int,
+) -> Any:
+    seed = int(round_seed(config.seed, round_index, 1).integers(2**31 - 1))
+    classifier = make_classifier(config, n_classes)
+    return classifier.fit(inputs[labeled], dataset.train_labels[labeled], seed)
+
+
+def _strategy_pool(
+    config: TrialConfig, needs: str, data: TrialData, classifier: Any, pool_inputs: np.ndarray
+) -> Pool:
+    """What the strategy may see: embeddings, and the model's outputs once a model exists."""
+    if config.strategy == "coreset":
+        # Coreset: the embeddings in SSL, the classifier's penultimate features in FSL (the
+        # SimCLR embeddings before the first model, which has no features yet).
+        if classifier is not None:
+            return Pool(embeddings=classifier.features(pool_inputs))
+        features = data.features_train if data.features_train is not None else data.clst
+        return Pool(embeddings=features)
+    if needs == "embeddings":
+        typ = None if config.typicality_dim == config.clustering_dim else data.typ
+        return Pool(embeddings=data.clst, typ_embeddings=typ)
+    if classifier is None or needs == "nothing":
+        return Pool(embeddings=data.clst)  # cold start: model-based strategies draw at random
+    if needs == "mc_probs":
+        return Pool(mc_probs=classifier.mc_proba(pool_inputs, config.mc_passes))
+    return Pool(probs=classifier.predict_proba(pool_inputs))

@@ -1,0 +1,191 @@
+"""MLflow tracking: one run per trial; the only module that imports mlflow.
+
+- params: the trial's full flattened config;
+- metrics: each round's metrics with step = round;
+- artifacts: the resolved config (JSON), the selections per round with their true labels
+  (JSON), and a learning-curve PNG;
+- tags: strategy, dataset, budget, setting, seed, alsys version and git commit.
+
+The default tracking URI is a SQLite file at an absolute path under the working directory
+(``sqlite:////abs/path/mlflow.db``), so it survives Ray's per-trial working directories; an
+``http://`` MLflow server URI works the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import alsys
+from alsys.config import TrialConfig
+from alsys.loop import RoundResult, TrialState
+
+DEFAULT_EXPERIMENT = "alsys"
+
+
+def default_tracking_uri(directory: str | Path | None = None) -> str:
+    path = Path(directory or Path.cwd()).resolve() / "mlflow.db"
+    return f"sqlite:///{path}"
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """An explicit URI as given (relative SQLite paths made absolute), else the default."""
+    if not uri:
+        return default_tracking_uri()
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return f"{prefix}{Path(uri[len(prefix) :]).resolve()}"
+    return uri
+
+
+def git_commit() -> str:
+    """The commit of the alsys checkout, or 'unknown' outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(alsys.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def trial_tags(config: TrialConfig) -> dict[str, str]:
+    return {
+        "strategy": config.strategy,
+        "dataset": config.dataset,
+        "budget": config.budget,
+        "setting": config.setting,
+        "seed": str(config.seed),
+        "alsys_version": alsys.__version__,
+        "git_commit": git_commit(),
+    }
+
+
+def learning_curve_png(rounds: list[RoundResult], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    labels = [r.n_labeled for r in rounds]
+    ax.plot(labels, [r.accuracy for r in rounds], marker="o", label="accuracy")
+    ax.plot(labels, [r.balanced_accuracy for r in rounds], marker="s", label="balanced accuracy")
+    ax.set_xlabel("number of labels")
+    ax.set_ylabel("test score")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+class TrialTracker:
+    """Logs one trial to one MLflow run; ``run_id`` lets a resumed trial reopen the same run."""
+
+    def __init__(
+        self,
+        config: TrialConfig,
+        tracking_uri: str | None = None,
+        experiment: str = DEFAULT_EXPERIMENT,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> None:
+        import mlflow
+
+        self.config = config
+        self.client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+        if run_id is None:
+            found = self.client.get_experiment_by_name(experiment)
+            experiment_id = (
+                found.experiment_id if found else self.client.create_experiment(experiment)
+            )
+            tags = trial_tags(config)
+            if parent_run_id:
+                tags["mlflow.parentRunId"] = parent_run_id
+            run = self.client.create_run(experiment_id, tags=tags, run_name=config.run_name())
+            self.run_id: str = run.info.run_id
+            self._log_params()
+        else:
+            self.run_id = run_id
+
+    def _log_params(self) -> None:
+        from mlflow.entities import Param
+
+        params = [
+            Param(k, v if isinstance(v, str) else json.dumps(v))
+            for k, v in self.config.flatten().items()
+        ]
+        for start in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
+
+    def log_round(self, result: RoundResult) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, result.round) for k, v in result.metrics().items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self, state: TrialState, status: str = "FINISHED") -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "config.json").write_text(self.config.to_json())
+            selections = [
+                {
+                    "round": r.round,
+                    "indices": r.selected,
+                    "labels": r.selected_labels,
+                    "random_fallback": r.random_fallback,
+                    "notes": r.notes,
+                }
+                for r in state.rounds
+            ]
+            (folder / "selections.json").write_text(json.dumps(selections, indent=2))
+            if state.rounds:
+                learning_curve_png(
+                    state.rounds, folder / "learning_curve.png", self.config.run_name()
+                )
+            for file in sorted(folder.iterdir()):
+                self.client.log_artifact(self.run_id, str(file))
+        self.client.set_terminated(self.run_id, status=status)
+
+    def fail(self, error: BaseException) -> None:
+        self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
+        self.client.set_terminated(self.run_id, status="FAILED")
+
+
+def tracked_trial(
+    config: TrialConfig,
+    data: Any,
+    tracking_uri: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    on_round: Any = None,
+) -> tuple[TrialState, str]:
+    """Runs a trial with MLflow tracking; returns its state and run id."""
+    from alsys.loop import run_trial
+
+    tracker = TrialTracker(config, tracking_uri, experiment)
+
+    def log(result: RoundResult, state: TrialState) -> None:
+        tracker.log_round(result)
+        if on_round is not None:
+            on_round(result, state)
+
+    try:
+        state = run_trial(config, data, on_round=log)
+    except BaseException as error:
+        tracker.fail(error)
+        raise
+    tracker.finish(state)
+    return state, tracker.run_id

@@ -1,0 +1,149 @@
+"""The episodic loop end to end on digits, its metrics, determinism and MLflow tracking."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score
+
+from alsys.config import FSLClassifierConfig, TrialConfig
+from alsys.embed.store import EmbeddingStore
+from alsys.errors import InputError
+from alsys.loop import TrialData, prepare_data, recall_per_class, run_trial
+from alsys.strategies import REGISTRY
+
+EMBED_EPOCHS = 3  # enough for finite, structured embeddings; the loop is what is tested
+FAST_PARAMS = {
+    "probcover": {"n_classes": 10},
+    "batchbald": {"num_samples": 200, "max_candidates": 100},
+}
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingStore:
+    return EmbeddingStore(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="session")
+def digits(store: EmbeddingStore) -> TrialData:
+    return prepare_data(TrialConfig(strategy="random", embed_epochs=EMBED_EPOCHS), store)
+
+
+def config(strategy: str, **overrides: object) -> TrialConfig:
+    fields = {
+        "strategy": strategy,
+        "embed_epochs": EMBED_EPOCHS,
+        "episodes": 2,
+        "strategy_params": FAST_PARAMS.get(strategy, {}),
+        **overrides,
+    }
+    return TrialConfig(**fields)  # type: ignore[arg-type]
+
+
+def check_rounds(state, n_classes: int, budget: int) -> None:
+    bought = state.bought_round
+    for i, result in enumerate(state.rounds, start=1):
+        assert result.round == i and result.n_labeled == i * budget
+        assert len(set(result.selected)) == budget
+        assert (bought[result.selected] == i).all()  # bought in this round, never before
+        assert 0 <= result.accuracy <= 1 and np.isfinite(result.balanced_accuracy)
+        assert sum(result.class_histogram) == result.n_labeled
+        assert len(result.per_class_recall) == n_classes
+    assert (bought >= 0).sum() == len(state.rounds) * budget
+
+
+@pytest.mark.parametrize("strategy", sorted(REGISTRY))
+def test_every_strategy_runs_two_ssl_rounds(strategy: str, digits: TrialData) -> None:
+    state = run_trial(config(strategy), digits)
+    check_rounds(state, 10, 10)
+    model_based = REGISTRY[strategy].needs in ("probs", "mc_probs")
+    assert state.rounds[0].random_fallback == model_based  # no model in round 1
+    assert not state.rounds[1].random_fallback
+
+
+@pytest.mark.parametrize("strategy", ["random", "typiclust"])
+def test_fsl_runs_two_rounds_with_a_one_epoch_schedule(strategy: str, digits: TrialData) -> None:
+    state = run_trial(config(strategy, setting="fsl", fsl=FSLClassifierConfig(epochs=1)), digits)
+    check_rounds(state, 10, 10)
+
+
+def test_same_config_same_selections_and_metrics(digits: TrialData) -> None:
+    first = run_trial(config("supclust", episodes=3), digits)
+    second = run_trial(config("supclust", episodes=3), digits)
+    assert [r.selected for r in first.rounds] == [r.selected for r in second.rounds]
+    assert [r.accuracy for r in first.rounds] == [r.accuracy for r in second.rounds]
+
+
+def test_resuming_after_a_round_gives_the_uninterrupted_result(digits: TrialData) -> None:
+    whole = run_trial(config("margin", episodes=3), digits)
+    partial = run_trial(config("margin", episodes=1), digits)
+    resumed = run_trial(config("margin", episodes=3), digits, state=copy.deepcopy(partial))
+    assert [r.selected for r in resumed.rounds] == [r.selected for r in whole.rounds]
+    assert [r.accuracy for r in resumed.rounds] == [r.accuracy for r in whole.rounds]
+
+
+def test_small_budget_buys_five_per_class(digits: TrialData) -> None:
+    state = run_trial(config("typiclust", budget="small", episodes=1), digits)
+    assert state.rounds[0].n_labeled == 50
+
+
+def test_per_class_recall_matches_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 6, 300)
+    y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 6, 300))
+    y_pred[y_pred == 5] = 4  # one class never predicted
+    recall = recall_per_class(y_true, y_pred, 6)
+    assert np.nanmean(recall) == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert recall[5] == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"d_clst": 10}, "d_clst"),
+        ({"d_typ": 1000}, "d_typ"),
+    ],
+)
+def test_impossible_dimensions_fail_before_any_training(
+    tmp_path: Path, overrides: dict[str, int], field: str
+) -> None:
+    empty = EmbeddingStore(tmp_path)
+    with pytest.raises(InputError, match=field):
+        prepare_data(config("typiclust", **overrides), empty)
+    assert empty.computed == 0 and not any(p.is_dir() for p in tmp_path.iterdir())
+
+
+def test_fsl_on_an_embeddings_dataset_is_refused() -> None:
+    with pytest.raises(InputError, match="fsl trains on images"):
+        TrialConfig(strategy="random", dataset="embeddings", setting="fsl")
+
+
+@pytest.mark.integration
+def test_mlflow_run_holds_params_metrics_and_artifacts(
+    tmp_path: Path, store: EmbeddingStore
+) -> None:
+    from mlflow import MlflowClient
+
+    from alsys.tracking import tracked_trial
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trial = config("supclust", d_clst=32, d_typ=64, strategy_params={"temperature": 0.5})
+    data = prepare_data(trial, store)
+    state, run_id = tracked_trial(trial, data, uri, experiment="test")
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "supclust-digits-tiny-ssl-s0-c32-t64"
+    assert run.data.params["strategy"] == "supclust"
+    assert run.data.params["strategy_params.temperature"] == "0.5"
+    assert run.data.params["d_typ"] == "64"
+    assert run.data.tags["dataset"] == "digits" and run.data.tags["alsys_version"]
+    history = client.get_metric_history(run_id, "balanced_accuracy")
+    assert [m.step for m in history] == [1, 2]
+    assert [m.value for m in history] == [r.balanced_accuracy for r in state.rounds]
+    assert len(client.get_metric_history(run_id, "recall_class_9")) == 2
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert artifacts == {"config.json", "selections.json", "learning_curve.png"}
