@@ -60,6 +60,9 @@ class TrialConfig:
     d_typ: int | None = None  # typicality space; None = d_clst
     embed_mode: str = "nested"
     embed_epochs: int | None = None  # None = the dataset's SimCLR preset
+    # One SimCLR model per dataset serves every active-learning seed (as in the thesis);
+    # set it to vary the representation too.
+    embed_seed: int = 0
     mc_passes: int = 20  # T_mc stochastic forward passes for bald/dbal/batchbald
     ssl: SSLClassifierConfig = field(default_factory=SSLClassifierConfig)
     fsl: FSLClassifierConfig = field(default_factory=FSLClassifierConfig)
@@ -76,9 +79,9 @@ class TrialConfig:
             raise InputError("setting", f"must be ssl or fsl, got {self.setting!r}")
         if self.setting == "fsl" and self.dataset == "embeddings":
             raise InputError("setting", "fsl trains on images; the embeddings dataset has none")
-        for name in ("seed", "episodes", "mc_passes"):
+        for name in ("seed", "embed_seed", "episodes", "mc_passes"):
             value = getattr(self, name)
-            low = 0 if name == "seed" else 1
+            low = 0 if name in ("seed", "embed_seed") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(name, f"must be an integer >= {low}, got {value!r}")
         for name in ("d_clst", "d_typ"):

@@ -78,7 +78,7 @@ def prepare_data(config: TrialConfig, store: Any = None, show_progress: bool = F
         config.dataset,
         dims,
         mode=config.embed_mode,
-        seed=config.seed,
+        seed=config.embed_seed,
         epochs=config.embed_epochs,
         store=store,
         dataset_options=config.dataset_options,

@@ -147,3 +147,12 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(
     assert len(client.get_metric_history(run_id, "recall_class_9")) == 2
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert artifacts == {"config.json", "selections.json", "learning_curve.png"}
+
+
+def test_active_learning_seeds_share_one_simclr_model(
+    store: EmbeddingStore, digits: TrialData
+) -> None:
+    before = store.computed
+    other = prepare_data(config("random", seed=7), store)
+    assert store.computed == before
+    np.testing.assert_array_equal(other.clst, digits.clst)
