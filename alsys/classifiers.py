@@ -23,6 +23,11 @@ from alsys.embed.simclr import make_backbone
 _BATCH = 1024  # inference batch
 
 
+def _floats(x: np.ndarray) -> torch.Tensor:
+    """A float32 tensor over ``x``; copies only read-only arrays (e.g. from Ray's object store)."""
+    return torch.from_numpy(np.require(x, dtype=np.float32, requirements=["C", "W"]))
+
+
 def _seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
@@ -68,7 +73,7 @@ class SSLClassifier:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             head = LinearHead(x.shape[1], self.n_classes, self.config.dropout)
-        data = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        data = _floats(x)
         targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
         optimizer = torch.optim.SGD(
             head.parameters(),
@@ -90,13 +95,13 @@ class SSLClassifier:
     @torch.no_grad()
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         assert self.head is not None, "fit first"
-        logits = self.head.linear(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+        logits = self.head.linear(_floats(x))
         return F.softmax(logits, dim=1).numpy().astype(np.float64)
 
     @torch.no_grad()
     def mc_proba(self, x: np.ndarray, passes: int) -> np.ndarray:
         assert self.head is not None, "fit first"
-        data = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        data = _floats(x)
         out = [
             F.softmax(
                 self.head.linear(_dropout_with_generator(data, self.config.dropout, self.gen)), 1
@@ -170,7 +175,8 @@ class FSLClassifier:
         self.gen = _seeded(0)
 
     def _tensor(self, images: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+        pixels = np.require(images, requirements=["C", "W"])  # object-store arrays are read-only
+        x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(self.preset.mean[: x.shape[1]]).view(1, -1, 1, 1)
         std = torch.tensor(self.preset.std[: x.shape[1]]).view(1, -1, 1, 1)
         return (x - mean) / std

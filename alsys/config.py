@@ -16,6 +16,7 @@ from alsys.errors import InputError
 BUDGETS = ("tiny", "small")  # thesis 2.1.1: b = #classes, b = 5 x #classes
 SETTINGS = ("ssl", "fsl")  # thesis 5.3.1
 BUDGET_FACTOR = {"tiny": 1, "small": 5}
+SIMCLR_DIMENSIONS = (8, 16, 32, 64, 128, 256, 512)  # thesis chapter 4
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,13 @@ class TrialConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InputError(name, f"must be a positive integer, got {value!r}")
+            if (
+                value is not None
+                and self.dataset != "embeddings"
+                and value not in SIMCLR_DIMENSIONS
+            ):
+                dims = ", ".join(map(str, SIMCLR_DIMENSIONS))
+                raise InputError(name, f"SimCLR embeddings come in {dims}; not {value}")
 
     def budget_size(self, n_classes: int) -> int:
         return BUDGET_FACTOR[self.budget] * n_classes

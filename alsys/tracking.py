@@ -91,6 +91,33 @@ def learning_curve_png(rounds: list[RoundResult], path: Path, title: str) -> Pat
     return path
 
 
+def ensure_experiment(client: Any, name: str) -> str:
+    """The id of experiment ``name``, created if absent (a concurrent creator is tolerated)."""
+    found = with_retries(client.get_experiment_by_name, name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(with_retries(client.create_experiment, name))
+    except Exception:
+        again = with_retries(client.get_experiment_by_name, name)
+        if again is None:
+            raise
+        return str(again.experiment_id)
+
+
+def with_retries(call: Any, *args: Any, attempts: int = 6, **kwargs: Any) -> Any:
+    """Calls an MLflow client method, retrying a busy SQLite store ("database is locked")
+    with exponential backoff; any other error, or the last failure, is raised."""
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if "locked" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 class TrialTracker:
     """Logs one trial to one MLflow run; ``run_id`` lets a resumed trial reopen the same run."""
 
@@ -107,18 +134,21 @@ class TrialTracker:
         self.config = config
         self.client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
         if run_id is None:
-            found = self.client.get_experiment_by_name(experiment)
-            experiment_id = (
-                found.experiment_id if found else self.client.create_experiment(experiment)
-            )
+            experiment_id = ensure_experiment(self.client, experiment)
             tags = trial_tags(config)
             if parent_run_id:
                 tags["mlflow.parentRunId"] = parent_run_id
-            run = self.client.create_run(experiment_id, tags=tags, run_name=config.run_name())
+            run = with_retries(
+                self.client.create_run, experiment_id, tags=tags, run_name=config.run_name()
+            )
             self.run_id: str = run.info.run_id
             self._log_params()
+            self.logged_steps: set[int] = set()
         else:
             self.run_id = run_id
+            # A resumed trial: rounds already logged are not logged again (exactly once).
+            history = with_retries(self.client.get_metric_history, run_id, "balanced_accuracy")
+            self.logged_steps = {m.step for m in history}
 
     def _log_params(self) -> None:
         from mlflow.entities import Param
@@ -128,14 +158,17 @@ class TrialTracker:
             for k, v in self.config.flatten().items()
         ]
         for start in range(0, len(params), 100):
-            self.client.log_batch(self.run_id, params=params[start : start + 100])
+            with_retries(self.client.log_batch, self.run_id, params=params[start : start + 100])
 
     def log_round(self, result: RoundResult) -> None:
         from mlflow.entities import Metric
 
+        if result.round in self.logged_steps:
+            return
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, result.round) for k, v in result.metrics().items()]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        with_retries(self.client.log_batch, self.run_id, metrics=metrics)
+        self.logged_steps.add(result.round)
 
     def finish(self, state: TrialState, status: str = "FINISHED") -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -157,12 +190,13 @@ class TrialTracker:
                     state.rounds, folder / "learning_curve.png", self.config.run_name()
                 )
             for file in sorted(folder.iterdir()):
-                self.client.log_artifact(self.run_id, str(file))
-        self.client.set_terminated(self.run_id, status=status)
+                with_retries(self.client.log_artifact, self.run_id, str(file))
+        with_retries(self.client.set_terminated, self.run_id, status=status)
 
     def fail(self, error: BaseException) -> None:
-        self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
-        self.client.set_terminated(self.run_id, status="FAILED")
+        message = f"{type(error).__name__}: {error}"[:5000]
+        with_retries(self.client.set_tag, self.run_id, "error", message)
+        with_retries(self.client.set_terminated, self.run_id, status="FAILED")
 
 
 def tracked_trial(

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Set up (once) and run alsys's main job on its embedded default.
-# Until the sweep system lands (sweeps/dim_grid.py), the main job is one SUPClust trial on the
-# digits pool that ships with scikit-learn (1,797 real 8x8 images, 10 classes): SimCLR
-# embeddings (trained once, then cached), 5 rounds of select/label/train/evaluate, logged to
-# MLflow in ./mlflow.db.
+# The main job is the D_clst x D_typ sweep (thesis chapter 4) on its embedded default: digits
+# (1,797 real 8x8 images that ship with scikit-learn), SSL, tiny budget, dimensions up to 64,
+# 3 seeds = 96 trials on a local Ray, logged to MLflow in ./mlflow.db (about 8 minutes on 2
+# cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/alsys ]; then
@@ -11,4 +11,4 @@ if [ ! -x .venv/bin/alsys ]; then
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e ".[dev]"
 fi
-.venv/bin/alsys run --dataset digits --strategy supclust --budget tiny --setting ssl --seed 0
+.venv/bin/python sweeps/dim_grid.py "$@"

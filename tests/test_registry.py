@@ -54,7 +54,7 @@ def test_import_alsys_does_not_import_ray_or_mlflow() -> None:
     import sys
 
     code = (
-        "import alsys, alsys.strategies, alsys.cli, alsys.loop, alsys.data, sys; "
+        "import alsys, alsys.strategies, alsys.cli, alsys.loop, alsys.data, alsys.sweep, sys; "
         "print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 import alsys
+from alsys.config import SIMCLR_DIMENSIONS as DIMENSIONS
 from alsys.data import Dataset, dataset_loader, load_dataset
-from alsys.embed.simclr import DIMENSIONS, embed_images, preset, train_simclr
+from alsys.embed.simclr import embed_images, preset, train_simclr
 from alsys.embed.store import EmbeddingStore
 from alsys.errors import InputError
 

@@ -24,7 +24,6 @@ from torch import nn
 from alsys.embed.augment import CIFAR_AUGMENT, DIGITS_AUGMENT, AugmentConfig, augment
 from alsys.errors import InputError
 
-DIMENSIONS = (8, 16, 32, 64, 128, 256, 512)  # thesis chapter 4
 BACKBONES = ("resnet18_cifar", "resnet34_cifar", "resnet18", "small_cnn")
 
 

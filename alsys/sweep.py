@@ -1,0 +1,140 @@
+"""Sweep specs: a YAML space expanded into validated trial configs, and the results table.
+
+No Ray here (``alsys/tune_adapter.py`` and ``sweeps/`` hold it). A spec names lists for the axes
+it sweeps; every combination is one trial. The whole spec is validated, every trial config
+built, before anything runs, so a bad field fails at once with its name.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alsys.config import TrialConfig
+from alsys.errors import InputError
+
+AXES = ("strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ")
+SCALARS = ("episodes", "embed_epochs", "embed_mode", "mc_passes", "embed_seed")
+# Each axis may be written singular or plural; either takes one value or a list.
+PLURALS = {
+    "strategy": "strategies",
+    "dataset": "datasets",
+    "budget": "budgets",
+    "setting": "settings",
+    "seed": "seeds",
+}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    axes: dict[str, list[Any]]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1, "gpu": 0.25})
+    max_failures: int = 2
+    # Trials where D_clst/D_typ are unset sweep only the other axes (e.g. random).
+    dims_for: tuple[str, ...] = ("typiclust", "supclust")
+
+    def trials(self) -> list[TrialConfig]:
+        """Every trial of the space, validated; D_clst/D_typ apply to ``dims_for`` only."""
+        configs: dict[str, TrialConfig] = {}
+        names = [a for a in AXES if a in self.axes]
+        for values in itertools.product(*(self.axes[a] for a in names)):
+            point = dict(zip(names, values, strict=True))
+            if point.get("strategy") not in self.dims_for:
+                point.pop("d_clst", None)
+                point.pop("d_typ", None)
+            try:
+                config = TrialConfig(
+                    **point,
+                    **self.fixed,
+                    strategy_params=self.strategy_params.get(point["strategy"], {}),
+                    dataset_options=self.dataset_options,
+                )
+            except TypeError as error:
+                raise InputError(self.name, str(error)) from None
+            configs.setdefault(config.run_name(), config)
+        return list(configs.values())
+
+
+def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
+    """Reads a sweep YAML; ``smoke`` overlays its ``smoke:`` section (a ~1 minute version)."""
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError("--config", f"no such file: {path}")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError("--config", f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise InputError("--config", f"{path} must hold a mapping")
+    smoke_overrides = raw.pop("smoke", {}) or {}
+    if smoke:
+        raw.update(smoke_overrides)
+    known = {
+        "name",
+        "strategy_params",
+        "dataset_options",
+        "resources",
+        "max_failures",
+        *AXES,
+        *PLURALS.values(),
+        *SCALARS,
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(
+            f"{file.name}: {unknown[0]}", f"unknown field; valid: {', '.join(sorted(known))}"
+        )
+    axes: dict[str, list[Any]] = {}
+    for axis in AXES:
+        value = raw.get(PLURALS.get(axis, axis), raw.get(axis))
+        if value is None:
+            continue
+        axes[axis] = list(value) if isinstance(value, list) else [value]
+    if "strategy" not in axes:
+        raise InputError(f"{file.name}: strategies", "a sweep needs at least one strategy")
+    spec = SweepSpec(
+        name=str(raw.get("name", file.stem)),
+        axes=axes,
+        fixed={k: raw[k] for k in SCALARS if k in raw},
+        strategy_params=raw.get("strategy_params", {}) or {},
+        dataset_options=raw.get("dataset_options", {}) or {},
+        resources=raw.get("resources", {"cpu": 1, "gpu": 0.25}),
+        max_failures=int(raw.get("max_failures", 2)),
+    )
+    try:
+        spec.trials()  # fail now, naming the field, not after the cluster has started
+    except InputError as error:
+        raise InputError(f"{file.name}: {error.field}", error.problem) from None
+    return spec
+
+
+def results_table(rows: list[dict[str, Any]]) -> Any:
+    """Mean and standard error over seeds, per configuration and round (a pandas DataFrame).
+
+    rows: one dict per (trial, round) with the config fields, ``round`` and metrics.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    keys = [
+        k
+        for k in ("strategy", "dataset", "budget", "setting", "d_clst", "d_typ", "round")
+        if k in frame
+    ]
+    frame = frame.fillna({"d_clst": "-", "d_typ": "-"})
+    grouped = frame.groupby(keys, dropna=False)["balanced_accuracy"]
+    table = grouped.agg(["mean", "count", "std"]).reset_index()
+    table["sem"] = table["std"] / np.sqrt(table["count"])
+    return table.drop(columns="std").rename(columns={"count": "seeds"})

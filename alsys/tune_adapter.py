@@ -1,0 +1,300 @@
+"""The small adapter between the loop and Ray Tune; imported by ``sweeps/`` only.
+
+Stages, pycls-style: setup (validate the whole sweep, connect Ray, open the MLflow parent
+run) -> embeddings (every distinct store entry computed once, as parallel Ray tasks) -> launch
+(one Tune trial per trial config) -> collect (a pandas table of mean +- s.e. over seeds).
+
+A trial reports every round to Tune with a checkpoint holding its labels bought so far, the
+finished rounds and its MLflow run id, so a retried or resumed trial continues at its last
+finished round and in its own MLflow run, logging each round exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from ray import tune
+
+from alsys.config import TrialConfig
+from alsys.errors import InputError
+from alsys.loop import RoundResult, TrialData, TrialState, prepare_data, run_trial
+from alsys.sweep import SweepSpec, results_table
+
+SWEEP_STATE = "alsys_sweep.json"  # the parent run id, kept beside Tune's experiment state
+
+
+def connect_ray() -> None:
+    """Joins the cluster when there is one (ray job submit, RAY_ADDRESS); else starts Ray
+    locally. Resources are never passed: that raises when joining an existing cluster."""
+    if not ray.is_initialized():
+        ray.init()
+
+
+def _cluster_gpus() -> float:
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return float(resources.get("GPU", 0))
+
+
+def trial_resources(requested: dict[str, float]) -> dict[str, float]:
+    """The requested share, with the GPU part dropped on a cluster without GPUs (a GPU request
+    there would stay PENDING forever)."""
+    resources = {"cpu": float(requested.get("cpu", 1))}
+    if _cluster_gpus() > 0 and requested.get("gpu", 0) > 0:
+        resources["gpu"] = float(requested["gpu"])
+    return resources
+
+
+def data_key(config: TrialConfig) -> str:
+    """Trials with the same key read the same embeddings."""
+    return json.dumps(
+        {
+            "dataset": config.dataset,
+            "options": config.dataset_options,
+            "setting": config.setting,
+            "d": [config.clustering_dim, config.typicality_dim, config.ssl.embedding_dim],
+            "embed": [config.embed_mode, config.embed_epochs, config.embed_seed],
+        },
+        sort_keys=True,
+    )
+
+
+@ray.remote
+def _prepare(config_dict: dict[str, Any], store_root: str | None) -> TrialData:
+    from alsys.embed.store import EmbeddingStore
+
+    return prepare_data(TrialConfig.from_dict(config_dict), EmbeddingStore(store_root))
+
+
+def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dict[str, Any]:
+    """Object refs of every distinct TrialData the sweep needs.
+
+    Store entries are computed first, one Ray task per distinct SimCLR training (on a GPU when
+    the cluster has one), then each TrialData is assembled from the store and put in the object
+    store once; trials read it from there, zero-copy.
+    """
+    gpu = 1 if _cluster_gpus() > 0 else 0
+    by_key: dict[str, TrialConfig] = {}
+    for config in trials:
+        by_key.setdefault(data_key(config), config)
+    trainings: dict[str, TrialConfig] = {}
+    for config in by_key.values():
+        embed = (
+            config.dataset,
+            json.dumps(config.dataset_options, sort_keys=True),
+            config.embed_mode,
+            config.embed_epochs,
+            config.embed_seed,
+        )
+        trainings.setdefault(json.dumps(embed), config)
+    task = _prepare.options(num_gpus=gpu)
+    try:
+        ray.get([task.remote(c.to_dict(), store_root) for c in trainings.values()])
+    except ray.exceptions.RayTaskError as error:
+        if isinstance(error.cause, InputError):  # e.g. a dataset missing: say it plainly
+            raise error.cause from None
+        raise
+    # Assembling is cheap now that every entry exists; each result goes to the object store once.
+    return {key: task.remote(c.to_dict(), store_root) for key, c in by_key.items()}
+
+
+def _save_checkpoint(folder: Path, state: TrialState, run_id: str) -> None:
+    np.save(folder / "bought_round.npy", state.bought_round)
+    rounds = [vars(r) for r in state.rounds]
+    (folder / "trial.json").write_text(json.dumps({"run_id": run_id, "rounds": rounds}))
+
+
+def _load_checkpoint(folder: Path) -> tuple[TrialState, str]:
+    saved = json.loads((folder / "trial.json").read_text())
+    state = TrialState(np.load(folder / "bought_round.npy"))
+    state.rounds = [RoundResult(**r) for r in saved["rounds"]]
+    return state, str(saved["run_id"])
+
+
+def trainable(
+    param: dict[str, Any],
+    datasets: dict[str, Any],
+    tracking_uri: str,
+    experiment: str,
+    parent_run_id: str | None,
+) -> None:
+    """One Tune trial: the full loop, resumed from its checkpoint if it has one."""
+    import faiss
+    import torch
+
+    from alsys.tracking import TrialTracker
+
+    cpus = max(1, int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1)))
+    torch.set_num_threads(cpus)  # Ray sets OMP_NUM_THREADS; torch and faiss are set explicitly
+    faiss.omp_set_num_threads(cpus)
+    point = param["grid"]
+    config = TrialConfig.from_dict(point["trial"])
+    data = ray.get(datasets[point["data_key"]])
+    state, run_id = None, None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state, run_id = _load_checkpoint(Path(folder))
+    tracker = TrialTracker(config, tracking_uri, experiment, run_id, parent_run_id)
+
+    def on_round(result: RoundResult, current: TrialState) -> None:
+        tracker.log_round(result)
+        with tempfile.TemporaryDirectory() as folder:
+            _save_checkpoint(Path(folder), current, tracker.run_id)
+            metrics = {**result.metrics(), "round": result.round, "run_id": tracker.run_id}
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    try:
+        final = run_trial(config, data, state, on_round)
+    except BaseException as error:
+        tracker.fail(error)
+        raise
+    tracker.finish(final)
+
+
+def open_parent_run(
+    spec: SweepSpec, tracking_uri: str, experiment: str, state_dir: Path, resume: bool
+) -> str:
+    """The sweep's MLflow parent run: reused on --resume, created once otherwise (driver)."""
+    from mlflow import MlflowClient
+
+    from alsys.tracking import ensure_experiment, with_retries
+
+    state_file = state_dir / SWEEP_STATE
+    if resume and state_file.is_file():
+        return str(json.loads(state_file.read_text())["parent_run_id"])
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_id = ensure_experiment(client, experiment)
+    run = with_retries(
+        client.create_run, experiment_id, run_name=f"sweep-{spec.name}", tags={"sweep": spec.name}
+    )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps({"parent_run_id": run.info.run_id}))
+    return str(run.info.run_id)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    storage_path: str,
+    tracking_uri: str,
+    experiment: str,
+    store_root: str | None,
+    resume: bool = False,
+) -> Any:
+    """Runs (or resumes) the sweep; returns the results table (pandas)."""
+    from mlflow import MlflowClient
+
+    from alsys.tracking import with_retries
+
+    trials = spec.trials()
+    connect_ray()
+    storage = Path(storage_path).resolve()
+    experiment_dir = storage / spec.name
+    parent = open_parent_run(spec, tracking_uri, experiment, experiment_dir, resume)
+    print(f"sweep {spec.name}: {len(trials)} trials; MLflow parent run {parent}", file=sys.stderr)
+    datasets = prepare_embeddings(trials, store_root)
+    fn = tune.with_parameters(
+        trainable,
+        datasets=datasets,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        parent_run_id=parent,
+    )
+    fn = tune.with_resources(fn, trial_resources(spec.resources))
+    if resume and tune.Tuner.can_restore(str(experiment_dir)):
+        tuner = tune.Tuner.restore(str(experiment_dir), trainable=fn, resume_errored=True)
+    else:
+        space = [
+            {"trial": c.to_dict(), "data_key": data_key(c), "name": c.run_name()} for c in trials
+        ]
+        tuner = tune.Tuner(
+            fn,
+            param_space={"grid": tune.grid_search(space)},
+            tune_config=tune.TuneConfig(trial_name_creator=lambda t: t.config["grid"]["name"]),
+            run_config=tune.RunConfig(
+                name=spec.name,
+                storage_path=str(storage),
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                verbose=1,
+            ),
+        )
+    grid = tuner.fit()
+    results = [grid[i] for i in range(len(grid))]
+    rows = []
+    for result in results:
+        if result.metrics_dataframe is None:
+            continue
+        trial = (result.config or {})["grid"]["trial"]
+        for record in result.metrics_dataframe.to_dict("records"):
+            rows.append(
+                {
+                    **{
+                        k: trial.get(k)
+                        for k in (
+                            "strategy",
+                            "dataset",
+                            "budget",
+                            "setting",
+                            "seed",
+                            "d_clst",
+                            "d_typ",
+                        )
+                    },
+                    "round": record["round"],
+                    "balanced_accuracy": record["balanced_accuracy"],
+                }
+            )
+    errors = [str(r.error) for r in results if r.error]
+    client = MlflowClient(tracking_uri=tracking_uri)
+    with_retries(client.set_terminated, parent, status="FAILED" if errors else "FINISHED")
+    if errors:
+        print(f"{len(errors)} trial(s) failed; first: {errors[0]}", file=sys.stderr)
+    return results_table(rows), errors
+
+
+def sweep_main(default_config: Path, argv: list[str] | None = None) -> int:
+    """The command line every sweep script shares."""
+    import argparse
+
+    from alsys.errors import InputError
+    from alsys.sweep import load_spec
+    from alsys.tracking import resolve_tracking_uri
+
+    parser = argparse.ArgumentParser(description=f"alsys sweep ({default_config.stem})")
+    parser.add_argument("--config", default=str(default_config), help="the sweep's YAML space")
+    parser.add_argument("--smoke", action="store_true", help="the ~1 minute version")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    parser.add_argument(
+        "--storage-path", default="ray_results", help="Tune storage (shared on a cluster)"
+    )
+    parser.add_argument("--tracking-uri", help="MLflow URI (default sqlite:///<cwd>/mlflow.db)")
+    parser.add_argument("--experiment", help="MLflow experiment (default: the sweep's name)")
+    parser.add_argument("--store", help="embedding store (default $ALSYS_STORE or cache)")
+    args = parser.parse_args(argv)
+    try:
+        spec = load_spec(args.config, smoke=args.smoke)
+        if args.smoke:
+            spec = SweepSpec(**{**vars(spec), "name": spec.name + "_smoke"})
+        table, errors = run_sweep(
+            spec,
+            storage_path=args.storage_path,
+            tracking_uri=resolve_tracking_uri(args.tracking_uri),
+            experiment=args.experiment or spec.name,
+            store_root=str(Path(args.store).resolve()) if args.store else None,
+            resume=args.resume,
+        )
+    except InputError as error:
+        print(f"{default_config.stem}: error: {error}", file=sys.stderr)
+        return 2
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", 500, "display.width", 160):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 1 if errors else 0

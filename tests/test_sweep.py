@@ -1,0 +1,81 @@
+"""Sweep specs, and the dim_grid smoke sweep on a real local Ray with a real MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alsys.errors import InputError
+from alsys.sweep import load_spec
+
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+
+
+def test_dim_grid_default_is_the_embedded_one() -> None:
+    spec = load_spec(SWEEPS / "dim_grid.yaml")
+    trials = spec.trials()
+    assert len(trials) == 2 * 4 * 4 * 3  # strategies x D_clst x D_typ x seeds
+    assert {t.dataset for t in trials} == {"digits"} and {t.setting for t in trials} == {"ssl"}
+    assert len(load_spec(SWEEPS / "dim_grid.yaml", smoke=True).trials()) == 8
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("strategies: [typiclust, nope]", "strategy"),
+        ("budget: huge", "budget"),
+        ("d_clst: [8, 10]", "d_clst"),
+        ("strategy_params: {supclust: {temperature: -1}}", "supclust.temperature"),
+        ("strategy_params: {supclust: {typ_ratio: 2}}", "supclust.typ_ratio"),
+        ("dataset: mnist", "dataset"),
+        ("colour: blue", "colour"),
+    ],
+)
+def test_bad_sweep_configs_fail_naming_the_field(tmp_path: Path, line: str, field: str) -> None:
+    base = (SWEEPS / "dim_grid.yaml").read_text().split("\nsmoke:")[0]
+    key = line.split(":")[0]
+    kept = [row for row in base.splitlines() if not row.startswith(f"{key}:")]
+    (tmp_path / "bad.yaml").write_text("\n".join([*kept, line]) + "\n")
+    with pytest.raises(InputError, match=field):
+        load_spec(tmp_path / "bad.yaml")
+
+
+@pytest.mark.integration
+def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ray
+    from mlflow import MlflowClient
+
+    from alsys.tune_adapter import sweep_main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [
+        "--smoke",
+        "--storage-path",
+        str(tmp_path / "ray"),
+        "--tracking-uri",
+        uri,
+        "--store",
+        str(tmp_path / "store"),
+    ]
+    try:
+        assert sweep_main(SWEEPS / "dim_grid.yaml", argv) == 0
+        table = capsys.readouterr().out
+        assert "supclust" in table and "typiclust" in table
+        assert sweep_main(SWEEPS / "dim_grid.yaml", [*argv, "--resume"]) == 0
+    finally:
+        ray.shutdown()
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("dim_grid_smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.info.run_name == "sweep-dim_grid_smoke"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 8 == len(runs) - 1
+    assert len({r.info.run_name for r in children}) == 8
+    for child in children:
+        assert child.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
+        assert steps == [1, 2]  # each round exactly once, also after --resume
