@@ -12,6 +12,7 @@ finished round and in its own MLflow run, logging each round exactly once.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -272,7 +273,11 @@ def sweep_main(default_config: Path, argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the ~1 minute version")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     parser.add_argument(
-        "--storage-path", default="ray_results", help="Tune storage (shared on a cluster)"
+        "--storage-path",
+        # Absolute: under `ray job submit` the working directory is a temporary copy.
+        default=os.environ.get("ALSYS_RESULTS") or str(Path.home() / "ray_results" / "alsys"),
+        help="Tune storage; shared storage (NFS/S3) on a multi-node cluster "
+        "(default $ALSYS_RESULTS or ~/ray_results/alsys)",
     )
     parser.add_argument("--tracking-uri", help="MLflow URI (default sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--experiment", help="MLflow experiment (default: the sweep's name)")
