@@ -71,9 +71,8 @@ def prepare_data(config: TrialConfig, store: Any = None, show_progress: bool = F
             "d_clst" if bad[0] == config.clustering_dim else "d_typ",
             f"SimCLR embeddings come in {', '.join(map(str, DIMENSIONS))}; not {bad[0]}",
         )
-    dims = sorted(wanted)
-    if config.embed_mode == "nested":
-        dims = [d for d in DIMENSIONS if d <= max(wanted)]  # one nested training covers all
+    # One nested training yields every dimension, so every trial of a dataset shares it.
+    dims = list(DIMENSIONS) if config.embed_mode == "nested" else sorted(wanted)
     by_dim = simclr_embeddings(
         config.dataset,
         dims,

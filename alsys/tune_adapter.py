@@ -101,7 +101,7 @@ def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dic
             raise error.cause from None
         raise
     # Assembling is cheap now that every entry exists; each result goes to the object store once.
-    return {key: task.remote(c.to_dict(), store_root) for key, c in by_key.items()}
+    return {key: _prepare.remote(c.to_dict(), store_root) for key, c in by_key.items()}
 
 
 def _save_checkpoint(folder: Path, state: TrialState, run_id: str) -> None:
