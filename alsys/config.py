@@ -72,7 +72,7 @@ class TrialConfig:
         from alsys.data import dataset_loader
         from alsys.strategies import make_strategy
 
-        make_strategy(self.strategy, **self.strategy_params)  # validates name and params
+        make_strategy(self.strategy, **self.strategy_kwargs(2))  # validates name and params
         dataset_loader(self.dataset)
         if self.budget not in BUDGETS:
             raise InputError("budget", f"must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
@@ -96,6 +96,14 @@ class TrialConfig:
             ):
                 dims = ", ".join(map(str, SIMCLR_DIMENSIONS))
                 raise InputError(name, f"SimCLR embeddings come in {dims}; not {value}")
+
+    def strategy_kwargs(self, n_classes: int) -> dict[str, Any]:
+        """The strategy's parameters; ProbCover without ``delta`` gets the purity rule with
+        k = the dataset's number of classes (Yehuda et al.) unless ``n_classes`` is given."""
+        params = dict(self.strategy_params)
+        if self.strategy == "probcover" and params.get("delta") is None:
+            params.setdefault("n_classes", n_classes)
+        return params
 
     def budget_size(self, n_classes: int) -> int:
         return BUDGET_FACTOR[self.budget] * n_classes

@@ -166,7 +166,7 @@ def run_trial(
     dataset = data.dataset
     n_classes = dataset.n_classes
     budget = config.budget_size(n_classes)
-    strategy = make_strategy(config.strategy, **config.strategy_params)
+    strategy = make_strategy(config.strategy, **config.strategy_kwargs(n_classes))
     ssl = config.setting == "ssl"
     pool_inputs = data.features_train if ssl else dataset.train_images
     test_inputs = data.features_test if ssl else dataset.test_images

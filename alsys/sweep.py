@@ -18,7 +18,7 @@ from alsys.config import TrialConfig
 from alsys.errors import InputError
 
 AXES = ("strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ")
-SCALARS = ("episodes", "embed_epochs", "embed_mode", "mc_passes", "embed_seed")
+SCALARS = ("episodes", "embed_epochs", "embed_mode", "mc_passes", "embed_seed", "ssl", "fsl")
 # Each axis may be written singular or plural; either takes one value or a list.
 PLURALS = {
     "strategy": "strategies",
@@ -43,6 +43,16 @@ class SweepSpec:
 
     def trials(self) -> list[TrialConfig]:
         """Every trial of the space, validated; D_clst/D_typ apply to ``dims_for`` only."""
+        from alsys.config import FSLClassifierConfig, SSLClassifierConfig
+
+        fixed = dict(self.fixed)
+        try:
+            if isinstance(fixed.get("ssl"), dict):
+                fixed["ssl"] = SSLClassifierConfig(**fixed["ssl"])
+            if isinstance(fixed.get("fsl"), dict):
+                fixed["fsl"] = FSLClassifierConfig(**fixed["fsl"])
+        except TypeError as error:
+            raise InputError(f"{self.name}: ssl/fsl", str(error)) from None
         configs: dict[str, TrialConfig] = {}
         names = [a for a in AXES if a in self.axes]
         for values in itertools.product(*(self.axes[a] for a in names)):
@@ -53,7 +63,7 @@ class SweepSpec:
             try:
                 config = TrialConfig(
                     **point,
-                    **self.fixed,
+                    **fixed,
                     strategy_params=self.strategy_params.get(point["strategy"], {}),
                     dataset_options=self.dataset_options,
                 )

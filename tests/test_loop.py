@@ -156,3 +156,11 @@ def test_active_learning_seeds_share_one_simclr_model(
     other = prepare_data(config("random", seed=7), store)
     assert store.computed == before
     np.testing.assert_array_equal(other.clst, digits.clst)
+
+
+def test_probcover_purity_rule_takes_k_from_the_dataset() -> None:
+    trial = TrialConfig(strategy="probcover")
+    assert trial.strategy_kwargs(10)["n_classes"] == 10
+    assert "n_classes" not in TrialConfig(
+        strategy="probcover", strategy_params={"delta": 0.5}
+    ).strategy_kwargs(10)

@@ -79,3 +79,13 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
         assert child.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
         assert steps == [1, 2]  # each round exactly once, also after --resume
+
+
+@pytest.mark.parametrize(
+    ("name", "full", "smoke"), [("main_results", 1760, 8), ("ablation", 40, 4)]
+)
+def test_other_sweeps_expand_to_their_spaces(name: str, full: int, smoke: int) -> None:
+    assert len(load_spec(SWEEPS / f"{name}.yaml").trials()) == full
+    smoke_trials = load_spec(SWEEPS / f"{name}.yaml", smoke=True).trials()
+    assert len(smoke_trials) == smoke
+    assert {t.dataset for t in smoke_trials} == {"digits"}
