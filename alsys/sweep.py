@@ -148,3 +148,80 @@ def results_table(rows: list[dict[str, Any]]) -> Any:
     table = grouped.agg(["mean", "count", "std"]).reset_index()
     table["sem"] = table["std"] / np.sqrt(table["count"])
     return table.drop(columns="std").rename(columns={"count": "seeds"})
+
+
+@dataclass(frozen=True)
+class TuningSpec:
+    """Optuna's search over SUPClust's temperature and typ_ratio."""
+
+    name: str
+    base: TrialConfig  # the trial every candidate runs (seed and SUPClust params replaced)
+    seeds: list[int]
+    temperature: tuple[float, float]
+    typ_ratio: tuple[float, float]
+    num_samples: int
+    sampler_seed: int
+    early_stop: bool
+    resources: dict[str, float]
+
+
+def load_tuning_spec(path: str | Path, smoke: bool = False) -> TuningSpec:
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError("--config", f"no such file: {path}")
+    raw = yaml.safe_load(file.read_text()) or {}
+    overrides = raw.pop("smoke", {}) or {}
+    if smoke:
+        raw.update(overrides)
+    known = {
+        "name",
+        "dataset",
+        "setting",
+        "budget",
+        "seeds",
+        "episodes",
+        "embed_epochs",
+        "search",
+        "num_samples",
+        "sampler_seed",
+        "early_stop",
+        "resources",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(
+            f"{file.name}: {unknown[0]}", f"unknown field; valid: {', '.join(sorted(known))}"
+        )
+    search = raw.get("search", {})
+    ranges = {}
+    for name, low_bound in (("temperature", 0.0), ("typ_ratio", 0.0)):
+        bounds = search.get(name, {})
+        low, high = float(bounds.get("low", 0)), float(bounds.get("high", 0))
+        if not low_bound < low < high or (name == "typ_ratio" and high > 1):
+            limit = "(0, 1]" if name == "typ_ratio" else "(0, inf)"
+            raise InputError(f"{file.name}: search.{name}", f"needs low < high within {limit}")
+        ranges[name] = (low, high)
+    base = TrialConfig(
+        strategy="supclust",
+        dataset=raw.get("dataset", "digits"),
+        setting=raw.get("setting", "ssl"),
+        budget=raw.get("budget", "tiny"),
+        episodes=int(raw.get("episodes", 5)),
+        embed_epochs=raw.get("embed_epochs"),
+    )
+    seeds = [int(s) for s in raw.get("seeds", [0, 1, 2])]
+    if not seeds:
+        raise InputError(f"{file.name}: seeds", "needs at least one seed")
+    return TuningSpec(
+        name=str(raw.get("name", file.stem)),
+        base=base,
+        seeds=seeds,
+        temperature=ranges["temperature"],
+        typ_ratio=ranges["typ_ratio"],
+        num_samples=int(raw.get("num_samples", 20)),
+        sampler_seed=int(raw.get("sampler_seed", 0)),
+        early_stop=bool(raw.get("early_stop", False)),
+        resources=raw.get("resources", {"cpu": 1, "gpu": 0.25}),
+    )

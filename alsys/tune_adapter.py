@@ -303,3 +303,154 @@ def sweep_main(default_config: Path, argv: list[str] | None = None) -> int:
     with pd.option_context("display.max_rows", 500, "display.width", 160):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 1 if errors else 0
+
+
+def tuning_trainable(
+    param: dict[str, Any],
+    datasets: dict[str, Any],
+    base: dict[str, Any],
+    seeds: list[int],
+    key: str,
+    tracking_uri: str,
+    experiment: str,
+    parent_run_id: str,
+) -> None:
+    """One Optuna candidate: SUPClust with (temperature, typ_ratio) on every seed of ``seeds``.
+
+    The objective is the area under the learning curve (mean balanced accuracy over rounds),
+    averaged over the same fixed seeds for every candidate, so all values are comparable. After
+    each seed the running mean is reported, so an early-stopped candidate's value is still the
+    same quantity over fewer seeds.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    from alsys.tracking import ensure_experiment, with_retries
+
+    data = ray.get(datasets[key])
+    params = {"temperature": float(param["temperature"]), "typ_ratio": float(param["typ_ratio"])}
+    curves: list[float] = []
+    for done, seed in enumerate(seeds, start=1):
+        config = TrialConfig.from_dict({**base, "seed": seed, "strategy_params": params})
+        state = run_trial(config, data)
+        curves.append(float(np.mean([r.balanced_accuracy for r in state.rounds])))
+        tune.report({"auc": float(np.mean(curves)), "seeds_done": done})
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = with_retries(
+        client.create_run,
+        ensure_experiment(client, experiment),
+        run_name=f"supclust-T{params['temperature']:.3g}-r{params['typ_ratio']:.3g}",
+        tags={"mlflow.parentRunId": parent_run_id, "strategy": "supclust"},
+    )
+    with_retries(
+        client.log_batch,
+        run.info.run_id,
+        metrics=[Metric("auc", float(np.mean(curves)), 0, len(curves))],
+        params=[Param(k, str(v)) for k, v in {**params, "seeds": seeds}.items()],
+    )
+    with_retries(client.set_terminated, run.info.run_id)
+
+
+def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
+    """Optuna TPE over SUPClust's temperature (log-uniform) and typ_ratio via OptunaSearch."""
+    import argparse
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from alsys.sweep import load_tuning_spec
+    from alsys.tracking import resolve_tracking_uri
+
+    parser = argparse.ArgumentParser(description=tune_main.__doc__)
+    parser.add_argument("--config", default=str(default_config))
+    parser.add_argument("--smoke", action="store_true", help="the ~1 minute version")
+    parser.add_argument(
+        "--storage-path",
+        default=os.environ.get("ALSYS_RESULTS") or str(Path.home() / "ray_results" / "alsys"),
+    )
+    parser.add_argument("--tracking-uri")
+    parser.add_argument("--store")
+    parser.add_argument(
+        "--early-stop", action="store_true", help="ASHA over seeds: stop poor candidates early"
+    )
+    args = parser.parse_args(argv)
+    try:
+        tuning = load_tuning_spec(args.config, smoke=args.smoke)
+    except InputError as error:
+        print(f"{default_config.stem}: error: {error}", file=sys.stderr)
+        return 2
+    name = tuning.name + ("_smoke" if args.smoke else "")
+    folder = Path(args.storage_path).resolve() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    study_file = folder / "optuna_journal.log"  # the stored study; one writer (the driver)
+    storage = JournalStorage(JournalFileBackend(str(study_file)))
+    uri = resolve_tracking_uri(args.tracking_uri)
+    connect_ray()
+    store_root = str(Path(args.store).resolve()) if args.store else None
+    base = tuning.base
+    datasets = prepare_embeddings([base], store_root)
+    parent = open_parent_run(SweepSpec(name=name, axes={}), uri, name, folder, resume=False)
+    space = {
+        "temperature": tune.loguniform(*tuning.temperature),
+        "typ_ratio": tune.uniform(*tuning.typ_ratio),
+    }
+    searcher = OptunaSearch(
+        metric="auc",
+        mode="max",
+        sampler=optuna.samplers.TPESampler(seed=tuning.sampler_seed),
+        study_name=name,
+        storage=storage,
+    )
+    fn = tune.with_parameters(
+        tuning_trainable,
+        datasets=datasets,
+        base=base.to_dict(),
+        seeds=tuning.seeds,
+        key=data_key(base),
+        tracking_uri=uri,
+        experiment=name,
+        parent_run_id=parent,
+    )
+    scheduler = None
+    if args.early_stop or tuning.early_stop:
+        scheduler = ASHAScheduler(
+            time_attr="seeds_done", max_t=len(tuning.seeds), grace_period=1, reduction_factor=2
+        )
+    grid = tune.Tuner(
+        tune.with_resources(fn, trial_resources(tuning.resources)),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            metric="auc",
+            mode="max",
+            num_samples=tuning.num_samples,
+        ),
+        run_config=tune.RunConfig(name=name, storage_path=str(folder.parent), verbose=1),
+    ).fit()
+    best = grid.get_best_result()
+    best_config, best_metrics = best.config or {}, best.metrics or {}
+    from mlflow import MlflowClient
+
+    from alsys.tracking import with_retries
+
+    with_retries(MlflowClient(tracking_uri=uri).set_terminated, parent)
+    print(
+        f"best: temperature={best_config['temperature']:.4g} "
+        f"typ_ratio={best_config['typ_ratio']:.4g} auc={best_metrics['auc']:.4f}"
+    )
+    study = optuna.load_study(study_name=name, storage=storage)
+    try:
+        importances = optuna.importance.get_param_importances(study)
+        print("parameter importances: " + ", ".join(f"{k}={v:.3f}" for k, v in importances.items()))
+    except (RuntimeError, ValueError) as error:
+        print(f"parameter importances: not computable ({error})")
+    print(
+        f"study {name!r} stored in {study_file} ({len(study.trials)} trials); "
+        f"load it with optuna.load_study(study_name={name!r}, "
+        f"storage=JournalStorage(JournalFileBackend({str(study_file)!r})))"
+    )
+    return 0

@@ -89,3 +89,57 @@ def test_other_sweeps_expand_to_their_spaces(name: str, full: int, smoke: int) -
     smoke_trials = load_spec(SWEEPS / f"{name}.yaml", smoke=True).trials()
     assert len(smoke_trials) == smoke
     assert {t.dataset for t in smoke_trials} == {"digits"}
+
+
+@pytest.mark.integration
+def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+    import ray
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from alsys.tune_adapter import tune_main
+
+    argv = [
+        "--smoke",
+        "--storage-path",
+        str(tmp_path / "ray"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--store",
+        str(tmp_path / "s"),
+    ]
+    try:
+        assert tune_main(SWEEPS / "tune_supclust.yaml", argv) == 0
+    finally:
+        ray.shutdown()
+    out = capsys.readouterr().out
+    assert "best: temperature=" in out and "typ_ratio=" in out
+    journal = tmp_path / "ray" / "tune_supclust_smoke" / "optuna_journal.log"
+    study = optuna.load_study(
+        study_name="tune_supclust_smoke", storage=JournalStorage(JournalFileBackend(str(journal)))
+    )
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4
+    assert all(
+        0.01 <= t.params["temperature"] <= 10 and 0.02 <= t.params["typ_ratio"] <= 1
+        for t in complete
+    )
+
+
+def test_tuning_spec_rejects_bad_ranges(tmp_path: Path) -> None:
+    from alsys.sweep import load_tuning_spec
+
+    text = (SWEEPS / "tune_supclust.yaml").read_text()
+    (tmp_path / "t.yaml").write_text(
+        text.replace("{low: 0.02, high: 1.0}", "{low: 0.5, high: 1.5}")
+    )
+    with pytest.raises(InputError, match=r"search\.typ_ratio"):
+        load_tuning_spec(tmp_path / "t.yaml")
+    (tmp_path / "t.yaml").write_text(
+        text.replace("{low: 0.01, high: 10.0}", "{low: 0, high: 10.0}")
+    )
+    with pytest.raises(InputError, match=r"search\.temperature"):
+        load_tuning_spec(tmp_path / "t.yaml")

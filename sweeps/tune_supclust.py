@@ -1,0 +1,12 @@
+"""Tune SUPClust's temperature and typ_ratio with Optuna TPE through Ray Tune's OptunaSearch.
+
+Prints the best parameters and the parameter importances; the study is stored beside Tune's
+results (an Optuna journal file) so it can be inspected or extended. See --help.
+"""
+
+from pathlib import Path
+
+from alsys.tune_adapter import tune_main
+
+if __name__ == "__main__":
+    raise SystemExit(tune_main(Path(__file__).with_suffix(".yaml")))
