@@ -73,8 +73,8 @@ class SweepSpec:
         return list(configs.values())
 
 
-def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
-    """Reads a sweep YAML; ``smoke`` overlays its ``smoke:`` section (a ~1 minute version)."""
+def _read_yaml(path: str | Path, smoke: bool, known: set[str]) -> dict[str, Any]:
+    """A sweep YAML as a dict, its ``smoke:`` section overlaid when asked; unknown fields fail."""
     import yaml
 
     file = Path(path)
@@ -89,6 +89,17 @@ def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
     smoke_overrides = raw.pop("smoke", {}) or {}
     if smoke:
         raw.update(smoke_overrides)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(
+            f"{file.name}: {unknown[0]}", f"unknown field; valid: {', '.join(sorted(known))}"
+        )
+    return raw
+
+
+def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
+    """Reads a sweep YAML; ``smoke`` overlays its ``smoke:`` section (a ~1 minute version)."""
+    file = Path(path)
     known = {
         "name",
         "strategy_params",
@@ -99,11 +110,7 @@ def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
         *PLURALS.values(),
         *SCALARS,
     }
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise InputError(
-            f"{file.name}: {unknown[0]}", f"unknown field; valid: {', '.join(sorted(known))}"
-        )
+    raw = _read_yaml(path, smoke, known)
     axes: dict[str, list[Any]] = {}
     for axis in AXES:
         value = raw.get(PLURALS.get(axis, axis), raw.get(axis))
@@ -166,15 +173,7 @@ class TuningSpec:
 
 
 def load_tuning_spec(path: str | Path, smoke: bool = False) -> TuningSpec:
-    import yaml
-
     file = Path(path)
-    if not file.is_file():
-        raise InputError("--config", f"no such file: {path}")
-    raw = yaml.safe_load(file.read_text()) or {}
-    overrides = raw.pop("smoke", {}) or {}
-    if smoke:
-        raw.update(overrides)
     known = {
         "name",
         "dataset",
@@ -189,11 +188,7 @@ def load_tuning_spec(path: str | Path, smoke: bool = False) -> TuningSpec:
         "early_stop",
         "resources",
     }
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise InputError(
-            f"{file.name}: {unknown[0]}", f"unknown field; valid: {', '.join(sorted(known))}"
-        )
+    raw = _read_yaml(path, smoke, known)
     search = raw.get("search", {})
     ranges = {}
     for name, low_bound in (("temperature", 0.0), ("typ_ratio", 0.0)):
