@@ -30,6 +30,11 @@ from alsys.sweep import SweepSpec, results_table
 SWEEP_STATE = "alsys_sweep.json"  # the parent run id, kept beside Tune's experiment state
 
 
+def default_storage() -> str:
+    """Absolute, because under `ray job submit` the working directory is a temporary copy."""
+    return os.environ.get("ALSYS_RESULTS") or str(Path.home() / "ray_results" / "alsys")
+
+
 def connect_ray() -> None:
     """Joins the cluster when there is one (ray job submit, RAY_ADDRESS); else starts Ray
     locally. Resources are never passed: that raises when joining an existing cluster."""
@@ -72,6 +77,14 @@ def _prepare(config_dict: dict[str, Any], store_root: str | None) -> TrialData:
     return prepare_data(TrialConfig.from_dict(config_dict), EmbeddingStore(store_root))
 
 
+@ray.remote
+def _train_embeddings(config_dict: dict[str, Any], store_root: str | None) -> None:
+    """Fills the store entry a config needs; returns nothing, so no arrays travel back."""
+    from alsys.embed.store import EmbeddingStore
+
+    prepare_data(TrialConfig.from_dict(config_dict), EmbeddingStore(store_root))
+
+
 def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dict[str, Any]:
     """Object refs of every distinct TrialData the sweep needs.
 
@@ -93,7 +106,7 @@ def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dic
             config.embed_seed,
         )
         trainings.setdefault(json.dumps(embed), config)
-    task = _prepare.options(num_gpus=gpu)
+    task = _train_embeddings.options(num_gpus=gpu)
     try:
         ray.get([task.remote(c.to_dict(), store_root) for c in trainings.values()])
     except ray.exceptions.RayTaskError as error:
@@ -274,8 +287,7 @@ def sweep_main(default_config: Path, argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     parser.add_argument(
         "--storage-path",
-        # Absolute: under `ray job submit` the working directory is a temporary copy.
-        default=os.environ.get("ALSYS_RESULTS") or str(Path.home() / "ray_results" / "alsys"),
+        default=default_storage(),
         help="Tune storage; shared storage (NFS/S3) on a multi-node cluster "
         "(default $ALSYS_RESULTS or ~/ray_results/alsys)",
     )
@@ -369,7 +381,7 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the ~1 minute version")
     parser.add_argument(
         "--storage-path",
-        default=os.environ.get("ALSYS_RESULTS") or str(Path.home() / "ray_results" / "alsys"),
+        default=default_storage(),
     )
     parser.add_argument("--tracking-uri")
     parser.add_argument("--store")
