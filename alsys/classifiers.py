@@ -1,7 +1,9 @@
 """The classifiers a trial trains each round, with what the strategies need from them.
 
 - SSL: a linear layer (optional dropout before it) on frozen, L2-normalised embeddings.
-- FSL: a ResNet18 (or the digits CNN) from scratch on the labeled images, Table A.1.
+- FSL: a ResNet18 (or the digits CNN) from scratch on the labeled images, Table A.1, on the
+  GPU when one is visible (``alsys.device``).
+- SSL stays on the CPU: a linear layer on a few hundred labeled rows gains nothing from a GPU.
 
 Both expose ``predict_proba`` (n, C), ``mc_proba`` (T, n, C) with dropout active, and
 ``features`` (the input embeddings in SSL, the penultimate layer in FSL) for Coreset. All
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alsys.config import FSLClassifierConfig, SSLClassifierConfig
+from alsys.device import torch_device
 from alsys.embed.simclr import make_backbone
 
 _BATCH = 1024  # inference batch
@@ -173,6 +176,7 @@ class FSLClassifier:
         self.n_classes = n_classes
         self.net: FSLNet | None = None
         self.gen = _seeded(0)
+        self.device = torch.device("cpu")
 
     def _tensor(self, images: np.ndarray) -> torch.Tensor:
         pixels = np.require(images, requirements=["C", "W"])  # object-store arrays are read-only
@@ -201,6 +205,9 @@ class FSLClassifier:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = FSLNet(self.preset.backbone, data.shape[1], self.n_classes, self.config.dropout)
+        # Crops and flips are drawn on the CPU; the network runs on the GPU when one is visible.
+        self.device = torch_device()
+        net.to(self.device)
         optimizer = torch.optim.SGD(
             net.parameters(),
             lr=self.preset.lr,
@@ -219,7 +226,8 @@ class FSLClassifier:
                     continue  # BatchNorm needs two samples
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=self.gen)))
-                    loss = F.cross_entropy(net(self._train_transform(data[idx])), targets[idx])
+                    x = self._train_transform(data[idx]).to(self.device)
+                    loss = F.cross_entropy(net(x), targets[idx].to(self.device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
@@ -233,11 +241,11 @@ class FSLClassifier:
         assert self.net is not None, "fit first"
         chunks = []
         for start in range(0, images.shape[0], _BATCH):
-            x = self._tensor(images[start : start + _BATCH])
+            x = self._tensor(images[start : start + _BATCH]).to(self.device)
             if fn == "features":
-                chunks.append(self.net.backbone(x).numpy())
+                chunks.append(self.net.backbone(x).cpu().numpy())
             elif fn == "proba":
-                chunks.append(F.softmax(self.net(x), 1).numpy())
+                chunks.append(F.softmax(self.net(x), 1).cpu().numpy())
             else:
                 feats = self.net.backbone(x)
                 with torch.random.fork_rng(devices=[]):
@@ -245,7 +253,10 @@ class FSLClassifier:
                     _mc_dropout(self.net, True)
                     chunks.append(
                         np.stack(
-                            [F.softmax(self.net.head(feats), 1).numpy() for _ in range(passes)]
+                            [
+                                F.softmax(self.net.head(feats), 1).cpu().numpy()
+                                for _ in range(passes)
+                            ]
                         )
                     )
                     _mc_dropout(self.net, False)

@@ -44,11 +44,18 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return unit
 
 
-def prepare_data(config: TrialConfig, store: Any = None, show_progress: bool = False) -> TrialData:
-    """Loads the dataset and the embeddings the trial needs (from the store, computed once)."""
+def prepare_data(
+    config: TrialConfig,
+    store: Any = None,
+    show_progress: bool = False,
+    dataset: Dataset | None = None,
+) -> TrialData:
+    """Loads the dataset (unless given) and the embeddings the trial needs (from the store,
+    computed once). Equal spaces share one array, so they travel and sit in memory once."""
     from alsys.errors import InputError
 
-    dataset = load_dataset(config.dataset, **config.dataset_options)
+    if dataset is None:
+        dataset = load_dataset(config.dataset, **config.dataset_options)
     if dataset.train_features is not None and dataset.test_features is not None:
         native = dataset.train_features.shape[1]
         for name in ("d_clst", "d_typ"):
@@ -59,7 +66,8 @@ def prepare_data(config: TrialConfig, store: Any = None, show_progress: bool = F
                     f"the embeddings dataset holds {native}-D features; it cannot give {value}",
                 )
         train, test = dataset.train_features, dataset.test_features
-        return TrialData(dataset, _unit(train), _unit(test), _unit(train), _unit(train))
+        unit_train = _unit(train)
+        return TrialData(dataset, unit_train, _unit(test), unit_train, unit_train)
     from alsys.embed import DIMENSIONS, simclr_embeddings
 
     wanted = {config.clustering_dim, config.typicality_dim}
@@ -83,13 +91,14 @@ def prepare_data(config: TrialConfig, store: Any = None, show_progress: bool = F
         dataset_options=config.dataset_options,
         show_progress=show_progress,
     )
-    features = by_dim[config.ssl.embedding_dim] if config.setting == "ssl" else None
+    unit = {d: _unit(by_dim[d].train) for d in wanted}
+    ssl = config.setting == "ssl"
     return TrialData(
         dataset,
-        None if features is None else _unit(features.train),
-        None if features is None else _unit(features.test),
-        _unit(by_dim[config.clustering_dim].train),
-        _unit(by_dim[config.typicality_dim].train),
+        unit[config.ssl.embedding_dim] if ssl else None,
+        _unit(by_dim[config.ssl.embedding_dim].test) if ssl else None,
+        unit[config.clustering_dim],
+        unit[config.typicality_dim],
     )
 
 

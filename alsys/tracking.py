@@ -14,6 +14,7 @@ The default tracking URI is a SQLite file at an absolute path under the working 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -25,6 +26,7 @@ from alsys.config import TrialConfig
 from alsys.loop import RoundResult, TrialState
 
 DEFAULT_EXPERIMENT = "alsys"
+TRIAL_KEY_TAG = "alsys_trial_key"  # a Tune trial's id: at most one run per trial and parent
 
 
 def default_tracking_uri(directory: str | Path | None = None) -> str:
@@ -33,7 +35,9 @@ def default_tracking_uri(directory: str | Path | None = None) -> str:
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
-    """An explicit URI as given (relative SQLite paths made absolute), else the default."""
+    """An explicit URI as given (relative SQLite paths made absolute), else
+    ``$MLFLOW_TRACKING_URI``, else the default SQLite file under the working directory."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         return default_tracking_uri()
     prefix = "sqlite:///"
@@ -128,27 +132,52 @@ class TrialTracker:
         experiment: str = DEFAULT_EXPERIMENT,
         run_id: str | None = None,
         parent_run_id: str | None = None,
+        trial_key: str | None = None,
     ) -> None:
+        """``trial_key`` (a Tune trial id) closes the window between creating the run and the
+        first checkpoint: a retried trial that has no checkpoint yet finds the run its earlier
+        attempt created, by that tag under the same parent, instead of opening a second one."""
         import mlflow
 
         self.config = config
         self.client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+        self.logged_steps: set[int] = set()
+        found_by_key = False
+        if run_id is None and trial_key is not None:
+            run_id = self._find_run(experiment, trial_key, parent_run_id)
+            found_by_key = run_id is not None
         if run_id is None:
             experiment_id = ensure_experiment(self.client, experiment)
             tags = trial_tags(config)
             if parent_run_id:
                 tags["mlflow.parentRunId"] = parent_run_id
+            if trial_key is not None:
+                tags[TRIAL_KEY_TAG] = trial_key
             run = with_retries(
                 self.client.create_run, experiment_id, tags=tags, run_name=config.run_name()
             )
             self.run_id: str = run.info.run_id
             self._log_params()
-            self.logged_steps: set[int] = set()
-        else:
-            self.run_id = run_id
-            # A resumed trial: rounds already logged are not logged again (exactly once).
-            history = with_retries(self.client.get_metric_history, run_id, "balanced_accuracy")
-            self.logged_steps = {m.step for m in history}
+            return
+        self.run_id = run_id
+        if found_by_key:
+            self._log_params()  # the earlier attempt may have died half-way; same values again
+        with_retries(self.client.update_run, run_id, status="RUNNING")
+        # A resumed trial: rounds already logged are not logged again (exactly once).
+        history = with_retries(self.client.get_metric_history, run_id, "balanced_accuracy")
+        self.logged_steps = {m.step for m in history}
+
+    def _find_run(self, experiment: str, trial_key: str, parent_run_id: str | None) -> str | None:
+        found = with_retries(self.client.get_experiment_by_name, experiment)
+        if found is None:
+            return None
+        query = f"tags.{TRIAL_KEY_TAG} = '{trial_key}'"
+        if parent_run_id:
+            query += f" and tags.mlflow.parentRunId = '{parent_run_id}'"
+        runs = with_retries(
+            self.client.search_runs, [found.experiment_id], query, order_by=["start_time ASC"]
+        )
+        return str(runs[0].info.run_id) if runs else None
 
     def _log_params(self) -> None:
         from mlflow.entities import Param

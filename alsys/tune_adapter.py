@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,31 @@ def connect_ray() -> None:
     locally. Resources are never passed: that raises when joining an existing cluster."""
     if not ray.is_initialized():
         ray.init()
+
+
+def check_tracking(uri: str) -> None:
+    """A SQLite URI is one file on the driver's disk: right for one machine, wrong for a
+    cluster, where trials on other nodes could not reach it. Refused outright when the cluster
+    already has several nodes; a warning when joining a cluster that may still grow."""
+    if not uri.startswith("sqlite:"):
+        return
+    advice = (
+        "run an MLflow server (cluster/local/start.sh, cluster/k8s/mlflow.yaml) and pass "
+        "--tracking-uri http://HOST:PORT"
+    )
+    alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    if len(alive) > 1:
+        raise InputError(
+            "--tracking-uri",
+            f"{uri} is a SQLite file on this node, but the cluster has {len(alive)} nodes "
+            f"whose trials could not log to it; {advice}",
+        )
+    if os.environ.get("RAY_ADDRESS") or os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        print(
+            f"alsys: warning: MLflow writes to {uri} on the head node. That holds while the "
+            f"cluster has one node; if workers join, {advice}.",
+            file=sys.stderr,
+        )
 
 
 def _cluster_gpus() -> float:
@@ -71,13 +97,6 @@ def data_key(config: TrialConfig) -> str:
 
 
 @ray.remote
-def _prepare(config_dict: dict[str, Any], store_root: str | None) -> TrialData:
-    from alsys.embed.store import EmbeddingStore
-
-    return prepare_data(TrialConfig.from_dict(config_dict), EmbeddingStore(store_root))
-
-
-@ray.remote
 def _train_embeddings(config_dict: dict[str, Any], store_root: str | None) -> None:
     """Fills the store entry a config needs; returns nothing, so no arrays travel back."""
     from alsys.embed.store import EmbeddingStore
@@ -85,49 +104,124 @@ def _train_embeddings(config_dict: dict[str, Any], store_root: str | None) -> No
     prepare_data(TrialConfig.from_dict(config_dict), EmbeddingStore(store_root))
 
 
-def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dict[str, Any]:
-    """Object refs of every distinct TrialData the sweep needs.
+def _training_key(config: TrialConfig) -> str:
+    """Trials with the same key share one SimCLR training (one store entry)."""
+    options = json.dumps(config.dataset_options, sort_keys=True)
+    return json.dumps(
+        [config.dataset, options, config.embed_mode, config.embed_epochs, config.embed_seed]
+    )
 
-    Store entries are computed first, one Ray task per distinct SimCLR training (on a GPU when
-    the cluster has one), then each TrialData is assembled from the store and put in the object
-    store once; trials read it from there, zero-copy.
+
+def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dict[str, Any]:
+    """For each data key, the object refs ``(dataset, spaces)`` that its trials read.
+
+    Store entries still missing are computed first, one Ray task per distinct SimCLR training
+    (on a GPU when the cluster has one); entries already in the store cost no task. The driver
+    then reads the store (local, or shared storage on a cluster) and puts each dataset once and
+    each key's embedding spaces once into the object store; trials read both zero-copy.
     """
-    gpu = 1 if _cluster_gpus() > 0 else 0
+    from alsys.data import load_dataset
+    from alsys.embed.store import EmbeddingStore, MissingEntry
+
     by_key: dict[str, TrialConfig] = {}
     for config in trials:
         by_key.setdefault(data_key(config), config)
-    trainings: dict[str, TrialConfig] = {}
-    for config in by_key.values():
-        embed = (
-            config.dataset,
-            json.dumps(config.dataset_options, sort_keys=True),
-            config.embed_mode,
-            config.embed_epochs,
-            config.embed_seed,
+    datasets: dict[str, Any] = {}
+
+    def dataset_of(config: TrialConfig) -> Any:
+        name = json.dumps([config.dataset, config.dataset_options], sort_keys=True)
+        if name not in datasets:
+            datasets[name] = load_dataset(config.dataset, **config.dataset_options)
+        return datasets[name]
+
+    reader = EmbeddingStore(store_root, compute=False)
+    ready: dict[str, TrialData] = {}
+    missing: dict[str, TrialConfig] = {}
+    for key, config in by_key.items():
+        try:
+            ready[key] = prepare_data(config, reader, dataset=dataset_of(config))
+        except MissingEntry:
+            missing.setdefault(_training_key(config), config)
+    if missing:
+        task = _train_embeddings.options(num_gpus=1 if _cluster_gpus() > 0 else 0)
+        try:
+            ray.get([task.remote(c.to_dict(), store_root) for c in missing.values()])
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, InputError):  # e.g. a dataset missing: say it plainly
+                raise error.cause from None
+            raise
+        for key, config in by_key.items():
+            if key in ready:
+                continue
+            try:
+                ready[key] = prepare_data(config, reader, dataset=dataset_of(config))
+            except MissingEntry as missing_entry:
+                raise RuntimeError(
+                    f"the embedding tasks finished but {missing_entry} is not in the store: the "
+                    "workers run other alsys code than the driver (the store key holds a hash of "
+                    "the SimCLR code), or the store is not shared between the nodes"
+                ) from None
+    dataset_refs = {id(d): ray.put(d) for d in datasets.values()}
+    return {
+        key: (
+            dataset_refs[id(data.dataset)],
+            ray.put((data.features_train, data.features_test, data.clst, data.typ)),
         )
-        trainings.setdefault(json.dumps(embed), config)
-    task = _train_embeddings.options(num_gpus=gpu)
+        for key, data in ready.items()
+    }
+
+
+def shared_data(refs: tuple[Any, Any]) -> TrialData:
+    """A trial's TrialData from the object store, zero-copy (the arrays are read-only)."""
+    dataset, spaces = ray.get(list(refs))
+    return TrialData(dataset, *spaces)
+
+
+PROGRESS_DIR = "alsys_progress"  # one file per trial, beside Tune's experiment state
+
+
+def save_state(file: Path, state: TrialState, run_id: str) -> None:
+    """A trial's progress as one ``.npz`` (labels bought, finished rounds, MLflow run id),
+    replaced atomically so a reader sees the old file or the new one, never half of one."""
+    record = json.dumps({"run_id": run_id, "rounds": [vars(r) for r in state.rounds]})
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        np.savez(
+            handle,
+            bought_round=state.bought_round,
+            record=np.frombuffer(record.encode(), dtype=np.uint8),
+        )
+    os.replace(tmp, file)
+
+
+def load_state(file: Path) -> tuple[TrialState, str] | None:
+    """The progress saved in ``file``; None when absent or unreadable (never unpickled)."""
     try:
-        ray.get([task.remote(c.to_dict(), store_root) for c in trainings.values()])
-    except ray.exceptions.RayTaskError as error:
-        if isinstance(error.cause, InputError):  # e.g. a dataset missing: say it plainly
-            raise error.cause from None
-        raise
-    # Assembling is cheap now that every entry exists; each result goes to the object store once.
-    return {key: _prepare.remote(c.to_dict(), store_root) for key, c in by_key.items()}
+        with np.load(file, allow_pickle=False) as saved:
+            record = json.loads(saved["record"].tobytes().decode())
+            state = TrialState(np.array(saved["bought_round"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    state.rounds = [RoundResult(**r) for r in record["rounds"]]
+    return state, str(record["run_id"])
 
 
-def _save_checkpoint(folder: Path, state: TrialState, run_id: str) -> None:
-    np.save(folder / "bought_round.npy", state.bought_round)
-    rounds = [vars(r) for r in state.rounds]
-    (folder / "trial.json").write_text(json.dumps({"run_id": run_id, "rounds": rounds}))
-
-
-def _load_checkpoint(folder: Path) -> tuple[TrialState, str]:
-    saved = json.loads((folder / "trial.json").read_text())
-    state = TrialState(np.load(folder / "bought_round.npy"))
-    state.rounds = [RoundResult(**r) for r in saved["rounds"]]
-    return state, str(saved["run_id"])
+def _resume_point(progress: Path) -> tuple[TrialState | None, str | None, int]:
+    """Where a (re)started trial goes on from: the newer of Tune's checkpoint and the trial's
+    own progress file, plus how many rounds Tune already has. The progress file covers the
+    window Tune's saved state may miss when its driver is killed: Tune then restarts finished
+    or advanced trials from older checkpoints, or from nothing."""
+    tune_state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            tune_state = load_state(Path(folder) / "trial.npz")
+    own = load_state(progress)
+    known = len(tune_state[0].rounds) if tune_state else 0
+    best = max((tune_state, own), key=lambda s: len(s[0].rounds) if s else -1)
+    if best is None:
+        return None, None, 0
+    return best[0], best[1], known
 
 
 def trainable(
@@ -136,8 +230,13 @@ def trainable(
     tracking_uri: str,
     experiment: str,
     parent_run_id: str | None,
+    progress_dir: str,
 ) -> None:
-    """One Tune trial: the full loop, resumed from its checkpoint if it has one."""
+    """One Tune trial: the full loop, resumed from where it got to if it ran before.
+
+    Rounds a previous attempt finished are not run again: those Tune does not have yet are
+    reported from the saved progress (``replayed: 1``), the rest are run and reported.
+    """
     import faiss
     import torch
 
@@ -148,20 +247,37 @@ def trainable(
     faiss.omp_set_num_threads(cpus)
     point = param["grid"]
     config = TrialConfig.from_dict(point["trial"])
-    data = ray.get(datasets[point["data_key"]])
-    state, run_id = None, None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state, run_id = _load_checkpoint(Path(folder))
-    tracker = TrialTracker(config, tracking_uri, experiment, run_id, parent_run_id)
+    data = shared_data(datasets[point["data_key"]])
+    progress = Path(progress_dir) / f"{point['name']}.npz"
+    state, run_id, known = _resume_point(progress)
+    # The run name is unique within a sweep and stable across retries, restores and fresh
+    # Tuners: with the parent run it finds this trial's MLflow run when no record has its id.
+    tracker = TrialTracker(
+        config, tracking_uri, experiment, run_id, parent_run_id, trial_key=point["name"]
+    )
+
+    def report(result: RoundResult, current: TrialState, replayed: bool) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            save_state(Path(folder) / "trial.npz", current, tracker.run_id)
+            metrics = {
+                **result.metrics(),
+                "round": result.round,
+                "run_id": tracker.run_id,
+                "replayed": int(replayed),
+            }
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    if state is not None:
+        for done in range(known, len(state.rounds)):
+            view = TrialState(np.where(state.bought_round <= done + 1, state.bought_round, -1))
+            view.rounds = state.rounds[: done + 1]
+            tracker.log_round(state.rounds[done])  # a no-op unless the kill fell in between
+            report(state.rounds[done], view, replayed=True)
 
     def on_round(result: RoundResult, current: TrialState) -> None:
         tracker.log_round(result)
-        with tempfile.TemporaryDirectory() as folder:
-            _save_checkpoint(Path(folder), current, tracker.run_id)
-            metrics = {**result.metrics(), "round": result.round, "run_id": tracker.run_id}
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        save_state(progress, current, tracker.run_id)
+        report(result, current, replayed=False)
 
     try:
         final = run_trial(config, data, state, on_round)
@@ -169,6 +285,32 @@ def trainable(
         tracker.fail(error)
         raise
     tracker.finish(final)
+
+
+def restorable(experiment_dir: Path) -> bool:
+    """Whether Tune's saved state can be restored. A driver killed while copying that state
+    to storage can leave one of its files empty; the sweep then starts a fresh Tuner in the
+    same folder instead, and every trial goes on from its own progress file."""
+    if not tune.Tuner.can_restore(str(experiment_dir)):
+        return False
+    newest = [
+        max(experiment_dir.glob(pattern), default=None)
+        for pattern in ("experiment_state-*.json", "basic-variant-state-*.json", "tuner.pkl")
+    ]
+    damaged = [f for f in newest if f is None or f.stat().st_size == 0]
+    if not damaged:
+        try:
+            json.loads(newest[0].read_text())  # type: ignore[union-attr]
+        except (OSError, ValueError):
+            damaged = [newest[0]]
+    if damaged:
+        print(
+            f"alsys: Tune's saved state in {experiment_dir} is damaged ({damaged[0]}); "
+            "starting a fresh Tuner there: finished trials replay their saved rounds, "
+            "unfinished ones continue from theirs",
+            file=sys.stderr,
+        )
+    return not damaged
 
 
 def open_parent_run(
@@ -208,9 +350,12 @@ def run_sweep(
 
     trials = spec.trials()
     connect_ray()
+    check_tracking(tracking_uri)
     storage = Path(storage_path).resolve()
     experiment_dir = storage / spec.name
     parent = open_parent_run(spec, tracking_uri, experiment, experiment_dir, resume)
+    progress_dir = experiment_dir / PROGRESS_DIR
+    progress_dir.mkdir(parents=True, exist_ok=True)
     print(f"sweep {spec.name}: {len(trials)} trials; MLflow parent run {parent}", file=sys.stderr)
     datasets = prepare_embeddings(trials, store_root)
     fn = tune.with_parameters(
@@ -219,9 +364,10 @@ def run_sweep(
         tracking_uri=tracking_uri,
         experiment=experiment,
         parent_run_id=parent,
+        progress_dir=str(progress_dir),
     )
     fn = tune.with_resources(fn, trial_resources(spec.resources))
-    if resume and tune.Tuner.can_restore(str(experiment_dir)):
+    if resume and restorable(experiment_dir):
         tuner = tune.Tuner.restore(str(experiment_dir), trainable=fn, resume_errored=True)
     else:
         space = [
@@ -230,12 +376,18 @@ def run_sweep(
         tuner = tune.Tuner(
             fn,
             param_space={"grid": tune.grid_search(space)},
-            tune_config=tune.TuneConfig(trial_name_creator=lambda t: t.config["grid"]["name"]),
+            tune_config=tune.TuneConfig(
+                trial_name_creator=lambda t: t.config["grid"]["name"],
+                reuse_actors=True,  # one worker per CPU slot: imports and MLflow set-up once
+            ),
             run_config=tune.RunConfig(
                 name=spec.name,
                 storage_path=str(storage),
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                # Every round's checkpoint is kept (a few KiB each): after a driver is killed,
+                # Tune restores from the checkpoint its last saved state names, which workers
+                # that ran on for a moment would otherwise have deleted already.
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 verbose=1,
             ),
         )
@@ -246,7 +398,10 @@ def run_sweep(
         if result.metrics_dataframe is None:
             continue
         trial = (result.config or {})["grid"]["trial"]
-        for record in result.metrics_dataframe.to_dict("records"):
+        # A trial resumed from an older checkpoint reports some rounds again (MLflow logs them
+        # once); the table keeps each round once.
+        frame = result.metrics_dataframe.drop_duplicates("round", keep="last")
+        for record in frame.to_dict("records"):
             rows.append(
                 {
                     **{
@@ -339,7 +494,7 @@ def tuning_trainable(
 
     from alsys.tracking import ensure_experiment, with_retries
 
-    data = ray.get(datasets[key])
+    data = shared_data(datasets[key])
     params = {"temperature": float(param["temperature"]), "typ_ratio": float(param["typ_ratio"])}
     curves: list[float] = []
     for done, seed in enumerate(seeds, start=1):
@@ -401,6 +556,11 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
     storage = JournalStorage(JournalFileBackend(str(study_file)))
     uri = resolve_tracking_uri(args.tracking_uri)
     connect_ray()
+    try:
+        check_tracking(uri)
+    except InputError as error:
+        print(f"{default_config.stem}: error: {error}", file=sys.stderr)
+        return 2
     store_root = str(Path(args.store).resolve()) if args.store else None
     base = tuning.base
     datasets = prepare_embeddings([base], store_root)
@@ -440,6 +600,7 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
             metric="auc",
             mode="max",
             num_samples=tuning.num_samples,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(name=name, storage_path=str(folder.parent), verbose=1),
     ).fit()

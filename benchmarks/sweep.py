@@ -1,12 +1,15 @@
 """Sweep throughput: Tune on 2 CPUs against the same trials one after another in one process.
 
-The trials are dim_grid's smoke set (8 trials on digits) with the default 5 rounds. Both sides
-run one thread per trial (a trial's CPU share is 1), so parallel efficiency is
-``T_sequential / (n_cpus x T_tune)``, 1.0 being perfect. Both log to MLflow (SQLite); Ray's
-start-up is excluded, Tune's per-trial overhead and checkpoints are included. Prints trials
-per minute for both.
+The trials are dim_grid's smoke grid (8 trials on digits per seed) with the default 5 rounds,
+at several sizes (``--seeds 1 4``: 8 and 32 trials). Both sides run one thread per trial (a
+trial's CPU share is 1), so parallel efficiency is ``T_sequential / (n_cpus x T_tune)``, 1.0
+being perfect. Both log to MLflow (SQLite). Embeddings are in the store before either timing;
+Ray's start is excluded, but each Tune sweep pays its fixed costs (Tune's start, one worker
+per CPU slot importing torch/faiss and opening the MLflow store). The marginal row compares
+the extra time per extra trial between the two sizes, i.e. the steady state once those fixed
+costs are paid.
 
-    .venv/bin/python benchmarks/sweep.py [--episodes 5]
+    .venv/bin/python benchmarks/sweep.py [--episodes 5] [--seeds 1 4]
 """
 
 from __future__ import annotations
@@ -24,63 +27,78 @@ from alsys.loop import prepare_data
 from alsys.sweep import SweepSpec, load_spec
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+CPUS = 2
+
+
+def spec_for(episodes: int, seeds: int) -> SweepSpec:
+    smoke = load_spec(SWEEPS / "dim_grid.yaml", smoke=True)
+    return SweepSpec(
+        **{
+            **vars(smoke),
+            "name": f"bench_sweep_{seeds}",
+            "fixed": {**smoke.fixed, "episodes": episodes},
+            "axes": {**smoke.axes, "seed": list(range(seeds))},
+            "resources": {"cpu": 1},
+        }
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     args = parser.parse_args()
-    smoke = load_spec(SWEEPS / "dim_grid.yaml", smoke=True)
-    spec = SweepSpec(
-        **{
-            **vars(smoke),
-            "name": "bench_sweep",
-            "fixed": {**smoke.fixed, "episodes": args.episodes},
-        }
-    )
-    trials = spec.trials()
     work = Path(tempfile.mkdtemp(prefix="alsys-bench-sweep-"))
     store = EmbeddingStore(work / "store")
     datas = {}
-    for config in trials:  # embeddings first, outside both timings
-        key = (config.clustering_dim, config.typicality_dim)
-        if key not in datas:
-            datas[key] = prepare_data(config, store)
+    for config in spec_for(args.episodes, 1).trials():  # embeddings first, outside timings
+        datas[(config.clustering_dim, config.typicality_dim)] = prepare_data(config, store)
 
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
-    from alsys.tracking import tracked_trial
-
-    start = time.perf_counter()
-    for config in trials:  # with the same MLflow logging as the Tune side
-        data = datas[(config.clustering_dim, config.typicality_dim)]
-        tracked_trial(config, data, f"sqlite:///{work / 'seq.db'}", "bench")
-    sequential = time.perf_counter() - start
-
     import ray
 
+    from alsys.tracking import tracked_trial
     from alsys.tune_adapter import run_sweep
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    spec = SweepSpec(**{**vars(spec), "resources": {"cpu": 1}})
-    start = time.perf_counter()
-    run_sweep(
-        spec,
-        storage_path=str(work / "ray"),
-        tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
-        experiment="bench",
-        store_root=str(work / "store"),
-    )
-    tuned = time.perf_counter() - start
-    cpus = 2
-    print(f"{len(trials)} trials x {args.episodes} rounds (digits, dim_grid smoke grid)")
-    rate = 60 * len(trials) / sequential
-    print(f"sequential, 1 thread:  {sequential:6.1f} s  {rate:6.1f} trials/min")
+    ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
+    rows = []
+    for seeds in args.seeds:
+        spec = spec_for(args.episodes, seeds)
+        trials = spec.trials()
+        start = time.perf_counter()
+        for config in trials:  # with the same MLflow logging as the Tune side
+            data = datas[(config.clustering_dim, config.typicality_dim)]
+            tracked_trial(config, data, f"sqlite:///{work / f'seq{seeds}.db'}", "bench")
+        sequential = time.perf_counter() - start
+        start = time.perf_counter()
+        run_sweep(
+            spec,
+            storage_path=str(work / "ray"),
+            tracking_uri=f"sqlite:///{work / f'tune{seeds}.db'}",
+            experiment="bench",
+            store_root=str(work / "store"),
+        )
+        rows.append((len(trials), sequential, time.perf_counter() - start))
+
+    print(f"\ndim_grid smoke grid on digits, {args.episodes} rounds, {CPUS} CPUs, 1 CPU per trial")
     print(
-        f"Tune, {cpus} x 1 CPU:      {tuned:6.1f} s  {60 * len(trials) / tuned:6.1f} trials/min "
-        f"(+ checkpoints, Tune overhead)"
+        f"{'trials':>7} {'sequential s':>13} {'trials/min':>11} {'Tune s':>8} {'trials/min':>11}"
+        f" {'efficiency':>11}"
     )
-    print(f"parallel efficiency {sequential / (cpus * tuned):.2f} (target >= 0.8)")
+    for n, seq, tuned in rows:
+        print(
+            f"{n:>7} {seq:>13.1f} {60 * n / seq:>11.1f} {tuned:>8.1f} {60 * n / tuned:>11.1f}"
+            f" {seq / (CPUS * tuned):>11.2f}"
+        )
+    if len(rows) >= 2:
+        (n0, s0, t0), (n1, s1, t1) = rows[0], rows[-1]
+        print(
+            f"marginal ({n0}->{n1} trials): sequential {(s1 - s0) / (n1 - n0):.2f} s/trial, "
+            f"Tune {(t1 - t0) / (n1 - n0):.2f} s/trial, "
+            f"efficiency {(s1 - s0) / (CPUS * (t1 - t0)):.2f}"
+        )
+    print("target: parallel efficiency >= 0.8")
 
 
 if __name__ == "__main__":

@@ -1,46 +1,25 @@
 #!/usr/bin/env bash
-# The headline path, for real: a token-auth Ray head and an `mlflow server`, both on 127.0.0.1;
-# `ray job submit -- python sweeps/dim_grid.py --smoke` against them; then a check that the job
-# succeeded and every trial logged exactly once; then both are stopped and nothing is left.
+# The headline path, for real, through cluster/local: a token-auth Ray head and an `mlflow
+# server`, both on 127.0.0.1; `ray job submit -- python sweeps/dim_grid.py --smoke` against
+# them; a check that the job succeeded and every trial logged exactly once; then
+# cluster/local/stop.sh ends both by their recorded pids and nothing of them may be left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"  # the job's `python` is the head's, started from here
 work=$(mktemp -d)
-RAY_PORT=${RAY_PORT:-6390}
-DASHBOARD_PORT=${DASHBOARD_PORT:-8270}
-MLFLOW_PORT=${MLFLOW_PORT:-5055}
+export ALSYS_LOCAL_DIR="$work/local" RAY_PORT=${RAY_PORT:-6390} DASHBOARD_PORT=${DASHBOARD_PORT:-8270}
+export MLFLOW_PORT=${MLFLOW_PORT:-5055} NUM_CPUS=2
+trap 'bash cluster/local/stop.sh >/dev/null 2>&1 || true' EXIT
+bash cluster/local/start.sh >"$work/start.log" || { cat "$work/start.log"; exit 1; }
+source "$ALSYS_LOCAL_DIR/env"
+[ "$RAY_AUTH_MODE" = token ]
 
-stop_all() {
-  ray stop --force >/dev/null 2>&1 || true
-  if [ -s "$work/mlflow.pgid" ]; then
-    group=$(cat "$work/mlflow.pgid")
-    kill -TERM -- "-$group" 2>/dev/null || true
-    for _ in $(seq 1 30); do pgrep -g "$group" >/dev/null || break; sleep 1; done
-    kill -KILL -- "-$group" 2>/dev/null || true
-  fi
-}
-trap stop_all EXIT
-
-ray start --head --node-ip-address 127.0.0.1 --port "$RAY_PORT" --dashboard-host 127.0.0.1 \
-  --dashboard-port "$DASHBOARD_PORT" --num-cpus 2 --disable-usage-stats >"$work/ray.log" 2>&1
-# The server in its own process group (it starts uvicorn and job-consumer helpers).
-setsid sh -c "echo \$\$ > '$work/mlflow.pgid'; exec mlflow server --host 127.0.0.1 \
-  --port $MLFLOW_PORT --backend-store-uri sqlite:///$work/mlflow.db \
-  --artifacts-destination $work/artifacts" >"$work/mlflow.log" 2>&1 </dev/null &
-for _ in $(seq 1 90); do
-  curl -sf "http://127.0.0.1:$MLFLOW_PORT/health" >/dev/null && break
-  sleep 1
-done
-curl -sf "http://127.0.0.1:$MLFLOW_PORT/health" >/dev/null || { cat "$work/mlflow.log"; exit 1; }
-
-# Token auth stays on: the client says so and finds the token ray start wrote to ~/.ray.
-RAY_AUTH_MODE=token RAY_API_SERVER_ADDRESS="http://127.0.0.1:$DASHBOARD_PORT" \
-  ray job submit --working-dir . -- python sweeps/dim_grid.py --smoke \
-  --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" --storage-path "$work/ray_results" \
+ray job submit --working-dir . -- python sweeps/dim_grid.py --smoke \
+  --tracking-uri "$ALSYS_TRACKING_URI" --storage-path "$work/ray_results" \
   --store "$work/store" >"$work/job.log" 2>&1 || { tail -50 "$work/job.log"; exit 1; }
 grep -q "succeeded" "$work/job.log" || { tail -50 "$work/job.log"; exit 1; }
 
-python - "http://127.0.0.1:$MLFLOW_PORT" <<'PY'
+python - "$ALSYS_TRACKING_URI" <<'PY'
 import sys
 from mlflow import MlflowClient
 
@@ -58,8 +37,10 @@ for child in children:
         "config.json", "learning_curve.png", "selections.json"}
 print(f"ray job submit: succeeded; {len(children)} trials, each logged once")
 PY
-stop_all
+ray_sid=$(cat "$ALSYS_LOCAL_DIR/ray.pid") mlflow_sid=$(cat "$ALSYS_LOCAL_DIR/mlflow.pid")
+bash cluster/local/stop.sh
 trap - EXIT
-leftover=$(pgrep -f "raylet|gcs_server|mlflow server|huey_consumer" || true)
-[ -z "$leftover" ] || { echo "processes left behind: $leftover"; exit 1; }
-echo "head and MLflow server stopped; nothing left running"
+left=$(ps -eo sid=,stat=,pid= | awk -v a="$ray_sid" -v b="$mlflow_sid" \
+  '($1 == a || $1 == b) && $2 !~ /^Z/ {print $3}')
+[ -z "$left" ] || { echo "processes left behind: $left"; exit 1; }
+echo "head and MLflow server stopped by pid; nothing of them left running"

@@ -149,6 +149,33 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(
     assert artifacts == {"config.json", "selections.json", "learning_curve.png"}
 
 
+@pytest.mark.integration
+def test_a_retried_trial_without_a_checkpoint_reopens_its_run(tmp_path: Path) -> None:
+    """The window between creating a run and the first checkpoint: the trial key finds it."""
+    from mlflow import MlflowClient
+
+    from alsys.loop import RoundResult
+    from alsys.tracking import TrialTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trial = config("random")
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.create_run(client.create_experiment("t")).info.run_id
+    first = TrialTracker(trial, uri, "t", parent_run_id=parent, trial_key="random-s0")
+    result = RoundResult(1, 10, 0.5, 0.5, [0.5], [10], [0], [0], 0.0, 0.0, False)
+    first.log_round(result)
+    # The worker dies here; the retry has no checkpoint, hence no run id.
+    second = TrialTracker(trial, uri, "t", parent_run_id=parent, trial_key="random-s0")
+    assert second.run_id == first.run_id and second.logged_steps == {1}
+    second.log_round(result)
+    assert len(client.get_metric_history(first.run_id, "accuracy")) == 1
+    other = TrialTracker(trial, uri, "t", parent_run_id=parent, trial_key="random-s1")
+    assert other.run_id != first.run_id
+    elsewhere = client.create_run(client.get_experiment_by_name("t").experiment_id).info.run_id
+    third = TrialTracker(trial, uri, "t", parent_run_id=elsewhere, trial_key="random-s0")
+    assert third.run_id != first.run_id  # the key is looked up under its own parent only
+
+
 def test_active_learning_seeds_share_one_simclr_model(
     store: EmbeddingStore, digits: TrialData
 ) -> None:

@@ -143,3 +143,39 @@ def test_tuning_spec_rejects_bad_ranges(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"search\.temperature"):
         load_tuning_spec(tmp_path / "t.yaml")
+
+
+def test_trial_progress_round_trips_and_a_damaged_file_is_not_used(tmp_path: Path) -> None:
+    import numpy as np
+
+    from alsys.loop import RoundResult, TrialState
+    from alsys.tune_adapter import load_state, save_state
+
+    state = TrialState(np.array([-1, 1, 2, -1, 1]))
+    state.rounds = [
+        RoundResult(r, 2 * r, 0.5, 0.4, [0.4, 0.4], [r, r], [1], [0], 0.1, 0.2, False, ["n"])
+        for r in (1, 2)
+    ]
+    file = tmp_path / "trial.npz"
+    save_state(file, state, "run123")
+    loaded, run_id = load_state(file)  # type: ignore[misc]
+    assert run_id == "run123" and loaded.rounds == state.rounds
+    np.testing.assert_array_equal(loaded.bought_round, state.bought_round)
+    assert list(tmp_path.iterdir()) == [file]  # no temporary left behind
+    file.write_bytes(file.read_bytes()[:40])  # truncated, as by a full disk
+    assert load_state(file) is None
+    assert load_state(tmp_path / "absent.npz") is None
+
+
+def test_damaged_tune_state_is_not_restored(tmp_path: Path) -> None:
+    from alsys.tune_adapter import restorable
+
+    assert not restorable(tmp_path)  # nothing saved
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    (tmp_path / "tuner.pkl").write_bytes(b"x")
+    (tmp_path / "basic-variant-state-2026-01-01_00-00-00.json").write_bytes(b"")
+    assert not restorable(tmp_path)  # an empty file, as a killed driver's copy leaves
+    (tmp_path / "basic-variant-state-2026-01-01_00-00-00.json").write_bytes(b"x")
+    assert restorable(tmp_path)
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": [')
+    assert not restorable(tmp_path)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alsys.device import torch_device
 from alsys.embed.augment import CIFAR_AUGMENT, DIGITS_AUGMENT, AugmentConfig, augment
 from alsys.errors import InputError
 
@@ -169,7 +170,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     n = z1.shape[0]
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(logits, targets)
 
 
@@ -219,6 +220,8 @@ def train_simclr(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = SimCLR(config, dims[-1], data.shape[1])
+    device = torch_device()
+    model.to(device)  # augmentations are drawn on the CPU, the network runs on ``device``
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -227,7 +230,7 @@ def train_simclr(
     history: list[float] = []
     bar = tqdm(
         range(config.epochs),
-        desc=f"simclr {config.backbone} D={'/'.join(map(str, dims))}",
+        desc=f"simclr {config.backbone} D={'/'.join(map(str, dims))} ({device.type})",
         file=sys.stderr,
         disable=not show_progress,
     )
@@ -237,8 +240,8 @@ def train_simclr(
         losses = []
         for start in range(0, n - batch + 1, batch):  # drop the last partial batch (BatchNorm)
             x = data[order[start : start + batch]]
-            v1 = _normalize(augment(x, config.augment, gen), config)
-            v2 = _normalize(augment(x, config.augment, gen), config)
+            v1 = _normalize(augment(x, config.augment, gen), config).to(device)
+            v2 = _normalize(augment(x, config.augment, gen), config).to(device)
             z1, z2 = model(v1), model(v2)
             loss = (
                 nested_nt_xent(z1, z2, dims, config.temperature)
@@ -262,8 +265,9 @@ def embed_images(
 ) -> np.ndarray:
     """(N, H, W, C) uint8 -> (N, D) float32 head outputs, no augmentation."""
     model.eval()
+    device = next(model.parameters()).device
     chunks = []
     for start in range(0, images.shape[0], batch):
-        x = _normalize(_to_tensor(images[start : start + batch]), config)
-        chunks.append(model(x).numpy().astype(np.float32))
+        x = _normalize(_to_tensor(images[start : start + batch]), config).to(device)
+        chunks.append(model(x).cpu().numpy().astype(np.float32))
     return np.concatenate(chunks)

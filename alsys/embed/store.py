@@ -49,10 +49,18 @@ def spec_key(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
+class MissingEntry(LookupError):
+    """A read-only store was asked for an entry it does not hold."""
+
+
 class EmbeddingStore:
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    """``compute=False`` makes a read-only view: a missing entry raises MissingEntry instead of
+    being computed (the sweep driver uses it to find out which trainings are still needed)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, compute: bool = True) -> None:
         self.root = Path(root).expanduser().resolve() if root else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.compute = compute
         self.computed = 0  # entries this instance built (not loaded)
 
     def path(self, spec: Mapping[str, Any]) -> Path:
@@ -106,6 +114,8 @@ class EmbeddingStore:
         found = self.load(spec)
         if found is not None:
             return found
+        if not self.compute:
+            raise MissingEntry(str(self.path(spec)))
         with FileLock(str(self.path(spec)) + ".lock"):
             found = self.load(spec)  # another caller may have built it while we waited
             if found is not None:

@@ -32,7 +32,12 @@ PROB_SUM_TOLERANCE = 1e-3
 def _check_finite(name: str, array: npt.NDArray[Any]) -> None:
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise InputError(name, f"must hold real numbers, got dtype {array.dtype}")
-    if array.size and not np.isfinite(array).all():
+    if not array.size or not np.issubdtype(array.dtype, np.floating):
+        return
+    # A NaN or inf always makes its row's sum non-finite, so the row sums (n values, not an
+    # (n, d) temporary) clear a finite array; only a non-finite sum needs the exact check.
+    sums = array.sum(axis=-1, dtype=np.float64) if array.ndim > 1 else array
+    if not np.isfinite(sums).all() and not np.isfinite(array).all():
         bad = int(np.flatnonzero(~np.isfinite(array.reshape(-1)))[0])
         raise InputError(name, f"contains NaN or infinite values (first at flat position {bad})")
 
