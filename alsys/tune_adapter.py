@@ -250,6 +250,7 @@ def trainable(
     data = shared_data(datasets[point["data_key"]])
     progress = Path(progress_dir) / f"{point['name']}.npz"
     state, run_id, known = _resume_point(progress)
+    node_id = ray.get_runtime_context().get_node_id()
     # The run name is unique within a sweep and stable across retries, restores and fresh
     # Tuners: with the parent run it finds this trial's MLflow run when no record has its id.
     tracker = TrialTracker(
@@ -264,6 +265,7 @@ def trainable(
                 "round": result.round,
                 "run_id": tracker.run_id,
                 "replayed": int(replayed),
+                "node_id": node_id,  # which node ran the round (several share one IP in tests)
             }
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
