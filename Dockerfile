@@ -25,6 +25,7 @@ RUN pip install --no-cache-dir \
 COPY --chown=1000:100 alsys/ alsys/
 COPY --chown=1000:100 sweeps/ sweeps/
 COPY --chown=1000:100 benchmarks/ benchmarks/
+COPY --chown=1000:100 dashboards/ dashboards/
 # DL3013 asks for pinned versions: this is the local package; its own dependencies carry the
 # ranges of pyproject.toml (ray and optuna exact).
 # hadolint ignore=DL3013
@@ -34,4 +35,5 @@ RUN pip install --no-cache-dir ".[server]" \
 ENV ALSYS_STORE=/mnt/shared/alsys/store \
     ALSYS_DATA=/mnt/shared/alsys/data \
     ALSYS_RESULTS=/mnt/shared/alsys/ray_results \
+    ALSYS_DASHBOARDS=/home/ray/alsys/dashboards \
     PYTHONUNBUFFERED=1

@@ -354,7 +354,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=run_trial_command)
+
+    report = commands.add_parser(
+        "report",
+        help="write an HTML report (plots also as PNG) of one MLflow experiment",
+        description="Read an experiment's runs from MLflow and write a self-contained HTML "
+        "report: learning curves, D_clst x D_typ heatmaps, ablation bars, paired statistics, "
+        "one run's typicality/SUP scatter and t-SNE, the Optuna study, failed trials.",
+    )
+    report.add_argument("--experiment", required=True, help="the MLflow experiment's name")
+    report.add_argument("--tracking-uri", help="MLflow URI (default: sqlite:///<cwd>/mlflow.db)")
+    report.add_argument("--out", required=True, help="folder for index.html and the PNGs")
+    report.add_argument("--run", help="the run to show in detail (default: a finished SUPClust)")
+    report.add_argument("--store", help="the embedding store the sweep used (for that run)")
+    report.set_defaults(handler=run_report)
     return parser
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store set-up chatter
+    from alsys.report import build_report
+
+    page = build_report(args.experiment, args.out, args.tracking_uri, args.run, args.store)
+    print(f"report: {page}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

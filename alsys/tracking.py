@@ -252,3 +252,73 @@ def tracked_trial(
         raise
     tracker.finish(state)
     return state, tracker.run_id
+
+
+def read_experiment(
+    tracking_uri: str | None, experiment: str, metrics: tuple[str, ...] = ("balanced_accuracy",)
+) -> dict[str, Any]:
+    """Everything ``alsys report`` needs from one experiment, as plain data.
+
+    Returns ``{"experiment_id", "runs": [{"run_id", "name", "status", "params", "tags",
+    "parent", "history": {metric: [(step, value), ...]}}]}``; raises InputError (naming the
+    experiments there are) when no experiment has that name.
+    """
+    import mlflow
+
+    from alsys.errors import InputError
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        # Reading must not create an empty store where the user mistyped a path.
+        raise InputError("--tracking-uri", f"no MLflow store at {uri[len('sqlite:///') :]}")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    found = with_retries(client.get_experiment_by_name, experiment)
+    if found is None:
+        names = sorted(e.name for e in with_retries(client.search_experiments))
+        raise InputError(
+            "--experiment", f"no experiment {experiment!r}; there are: {', '.join(names) or 'none'}"
+        )
+    runs, token = [], None
+    while True:
+        page = with_retries(
+            client.search_runs, [found.experiment_id], max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    out = []
+    for run in runs:
+        history = {
+            name: sorted(
+                (m.step, m.value)
+                for m in with_retries(client.get_metric_history, run.info.run_id, name)
+            )
+            for name in metrics
+            if name in run.data.metrics
+        }
+        out.append(
+            {
+                "run_id": run.info.run_id,
+                "name": run.info.run_name,
+                "status": run.info.status,
+                "params": dict(run.data.params),
+                "tags": dict(run.data.tags),
+                "parent": run.data.tags.get("mlflow.parentRunId"),
+                "history": history,
+            }
+        )
+    return {"experiment_id": found.experiment_id, "runs": out}
+
+
+def download_artifact(tracking_uri: str | None, run_id: str, path: str, dst: Path) -> Path | None:
+    """One artifact of a run into ``dst``; None if the run has no such artifact."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    try:
+        return Path(with_retries(client.download_artifacts, run_id, path, str(dst)))
+    except Exception as error:  # MlflowException or OSError: the artifact is not there
+        if "locked" in str(error).lower():
+            raise
+        return None

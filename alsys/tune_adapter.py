@@ -180,6 +180,36 @@ def shared_data(refs: tuple[Any, Any]) -> TrialData:
 PROGRESS_DIR = "alsys_progress"  # one file per trial, beside Tune's experiment state
 
 
+class TrialMetrics:
+    """Application metrics for the cluster dashboards (ray.util.metrics, scraped by Prometheus
+    from every node): rounds finished, labels bought, seconds per selection. Tagged by sweep
+    and strategy; Grafana's alsys dashboard (dashboards/grafana/alsys_dashboard.json) draws
+    them."""
+
+    def __init__(self, sweep: str, strategy: str) -> None:
+        from ray.util import metrics
+
+        keys = ("sweep", "strategy")
+        self.tags = {"sweep": sweep, "strategy": strategy}
+        self.rounds = metrics.Counter(
+            "alsys_rounds_finished", "Active-learning rounds finished", tag_keys=keys
+        )
+        self.labels = metrics.Counter(
+            "alsys_labels_bought", "Labels bought by the strategies", tag_keys=keys
+        )
+        self.selection = metrics.Histogram(
+            "alsys_selection_seconds",
+            "Seconds one selection took",
+            boundaries=[0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100],
+            tag_keys=keys,
+        )
+
+    def round_done(self, result: RoundResult) -> None:
+        self.rounds.inc(1, tags=self.tags)
+        self.labels.inc(len(result.selected), tags=self.tags)
+        self.selection.observe(result.selection_seconds, tags=self.tags)
+
+
 def save_state(file: Path, state: TrialState, run_id: str) -> None:
     """A trial's progress as one ``.npz`` (labels bought, finished rounds, MLflow run id),
     replaced atomically so a reader sees the old file or the new one, never half of one."""
@@ -251,6 +281,7 @@ def trainable(
     progress = Path(progress_dir) / f"{point['name']}.npz"
     state, run_id, known = _resume_point(progress)
     node_id = ray.get_runtime_context().get_node_id()
+    metrics = TrialMetrics(str(point.get("sweep", "")), config.strategy)
     # The run name is unique within a sweep and stable across retries, restores and fresh
     # Tuners: with the parent run it finds this trial's MLflow run when no record has its id.
     tracker = TrialTracker(
@@ -277,6 +308,7 @@ def trainable(
             report(state.rounds[done], view, replayed=True)
 
     def on_round(result: RoundResult, current: TrialState) -> None:
+        metrics.round_done(result)
         tracker.log_round(result)
         save_state(progress, current, tracker.run_id)
         report(result, current, replayed=False)
@@ -373,7 +405,13 @@ def run_sweep(
         tuner = tune.Tuner.restore(str(experiment_dir), trainable=fn, resume_errored=True)
     else:
         space = [
-            {"trial": c.to_dict(), "data_key": data_key(c), "name": c.run_name()} for c in trials
+            {
+                "trial": c.to_dict(),
+                "data_key": data_key(c),
+                "name": c.run_name(),
+                "sweep": spec.name,
+            }
+            for c in trials
         ]
         tuner = tune.Tuner(
             fn,
@@ -567,6 +605,12 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
     base = tuning.base
     datasets = prepare_embeddings([base], store_root)
     parent = open_parent_run(SweepSpec(name=name, axes={}), uri, name, folder, resume=False)
+    from mlflow import MlflowClient
+
+    from alsys.tracking import with_retries
+
+    # Where the study lives, so `alsys report` can draw it.
+    with_retries(MlflowClient(tracking_uri=uri).set_tag, parent, "optuna_journal", str(study_file))
     space = {
         "temperature": tune.loguniform(*tuning.temperature),
         "typ_ratio": tune.uniform(*tuning.typ_ratio),
@@ -608,10 +652,6 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
     ).fit()
     best = grid.get_best_result()
     best_config, best_metrics = best.config or {}, best.metrics or {}
-    from mlflow import MlflowClient
-
-    from alsys.tracking import with_retries
-
     with_retries(MlflowClient(tracking_uri=uri).set_terminated, parent)
     print(
         f"best: temperature={best_config['temperature']:.4g} "

@@ -3,23 +3,20 @@ cluster on this machine running the smoke sweep against a real MLflow server ove
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.servers import serve_mlflow
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
@@ -138,50 +135,10 @@ def test_dockerfile_is_non_root_pinned_and_lints_clean() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 in a session of its own, ended by its pid."""
-    port = _free_port()
-    mlflow = Path(sys.executable).parent / "mlflow"
-    log = (tmp_path / "mlflow.log").open("wb")
-    argv = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]
-    argv += ["--artifacts-destination", str(tmp_path / "artifacts")]
-    proc = subprocess.Popen(
-        argv,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()
-                time.sleep(1)
+    with serve_mlflow(tmp_path) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        time.sleep(1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # helpers (uvicorn workers) of its session
 
 
 @pytest.mark.integration

@@ -1,0 +1,583 @@
+"""``alsys report``: one MLflow experiment as a self-contained HTML page, its plots also as PNG.
+
+Sections (each says plainly what it lacks instead of failing):
+
+- learning curves, balanced accuracy against labels, mean +- s.e. over seeds, a line per
+  strategy, a panel per dataset x budget; SSL solid, FSL dashed (thesis Fig. 5.10);
+- the D_clst x D_typ heatmaps of mean accuracy per round, and the difference to TypiClust at
+  the largest dimensions present (512/512 in the thesis; chapter 4);
+- ablation bars of the area under the learning curve (Fig. 5.3);
+- statistics: each strategy against Random and TypiClust, the area under the learning curve
+  paired over seeds, Wilcoxon's signed-rank test;
+- one chosen run: typicality against SUP for one cluster's candidates (Fig. 5.8/5.9) and a
+  t-SNE of its embedding with the selected points marked (Fig. 5.4/5.5);
+- the Optuna study, when the experiment has one: optimisation history and importances;
+- failed and incomplete trials, with their errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alsys.errors import InputError
+
+ABLATION = ("supclust", "supclust_no_sup", "supclust_no_typicality", "typiclust")
+DIM_STRATEGIES = ("typiclust", "supclust", "supclust_no_sup", "supclust_no_typicality")
+ALPHA = 0.05
+
+
+def _template_dir() -> Path:
+    """dashboards/ of the checkout (or $ALSYS_DASHBOARDS), where the page template lives."""
+    chosen = os.environ.get("ALSYS_DASHBOARDS")
+    return Path(chosen) if chosen else Path(__file__).resolve().parents[1] / "dashboards"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _value(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def trial_frame(runs: list[dict[str, Any]]) -> Any:
+    """A pandas frame, one row per (trial run, round), with effective D_clst/D_typ."""
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        params = run["params"]
+        if "strategy" not in params:  # the sweep's parent run, or a tuning candidate
+            continue
+        d_clst = _value(params.get("d_clst")) or _value(params.get("ssl.embedding_dim")) or 512
+        d_typ = _value(params.get("d_typ")) or d_clst
+        labels = dict(run["history"].get("n_labeled", []))
+        for step, value in run["history"].get("balanced_accuracy", []):
+            rows.append(
+                {
+                    "run_id": run["run_id"],
+                    "strategy": params["strategy"],
+                    "dataset": params.get("dataset"),
+                    "budget": params.get("budget"),
+                    "setting": params.get("setting"),
+                    "seed": _value(params.get("seed")),
+                    "d_clst": int(d_clst),
+                    "d_typ": int(d_typ),
+                    "round": int(step),
+                    "n_labeled": labels.get(step, math.nan),
+                    "balanced_accuracy": value,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    images: list[tuple[str, str]] = field(default_factory=list)  # (png file name, caption)
+    table: str = ""  # HTML
+
+
+@dataclass
+class Report:
+    experiment: str
+    out: Path
+    sections: list[Section] = field(default_factory=list)
+
+    def figure(self, fig: Any, name: str) -> str:
+        fig.savefig(self.out / name, dpi=110, bbox_inches="tight")
+        _pyplot().close(fig)
+        return name
+
+
+def _sem(values: Any) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _largest_dims(frame: Any) -> Any:
+    """Per strategy, only its largest (D_clst, D_typ): the thesis's default configuration."""
+    keep = []
+    for _, group in frame.groupby("strategy"):
+        best = max(set(zip(group.d_clst, group.d_typ, strict=True)))
+        keep.append(group[(group.d_clst == best[0]) & (group.d_typ == best[1])])
+    import pandas as pd
+
+    return pd.concat(keep)
+
+
+def learning_curves(report: Report, frame: Any) -> Section:
+    section = Section("Learning curves")
+    if frame.empty:
+        section.text = "No trial has logged a round yet: nothing to draw."
+        return section
+    plt = _pyplot()
+    data = _largest_dims(frame)
+    panels = sorted(data.groupby(["dataset", "budget"]).groups)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    cmap = plt.get_cmap("tab20")
+    strategies = sorted(data.strategy.unique())
+    for ax, (dataset, budget) in zip(axes[0], panels, strict=True):
+        here = data[(data.dataset == dataset) & (data.budget == budget)]
+        for (strategy, setting), group in here.groupby(["strategy", "setting"]):
+            per_round = group.groupby("round")
+            mean = per_round.balanced_accuracy.mean()
+            sem = per_round.balanced_accuracy.agg(_sem)
+            x = per_round.n_labeled.mean().to_numpy()
+            colour = cmap(strategies.index(strategy) % 20)
+            style = "-" if setting == "ssl" else "--"
+            ax.plot(x, mean, style, marker="o", ms=3, color=colour, label=f"{strategy} ({setting})")
+            ax.fill_between(x, mean - sem, mean + sem, color=colour, alpha=0.15)
+        ax.set_title(f"{dataset}, {budget} budget")
+        ax.set_xlabel("number of labels")
+        ax.set_ylabel("balanced accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    name = report.figure(fig, "learning_curves.png")
+    varied = data.groupby("strategy")[["d_clst", "d_typ"]].first()
+    section.images.append(
+        (
+            name,
+            "Mean ± standard error over seeds; SSL solid, FSL dashed. Strategies run at several "
+            "dimensions are drawn at their largest: "
+            + ", ".join(f"{s} {r.d_clst}/{r.d_typ}" for s, r in varied.iterrows()),
+        )
+    )
+    return section
+
+
+def dim_heatmaps(report: Report, frame: Any) -> Section:
+    section = Section("D_clst x D_typ")
+    data = frame[frame.strategy.isin(DIM_STRATEGIES)] if not frame.empty else frame
+    if data.empty or (data.d_clst.nunique() < 2 and data.d_typ.nunique() < 2):
+        section.text = (
+            "This experiment does not vary D_clst or D_typ (run sweeps/dim_grid.py for this study)."
+        )
+        return section
+    plt = _pyplot()
+    strategies = sorted(data.strategy.unique())
+    rounds = sorted(data["round"].unique())
+    clst, typ = sorted(data.d_clst.unique()), sorted(data.d_typ.unique())
+    fig, axes = plt.subplots(
+        len(strategies),
+        len(rounds),
+        figsize=(2.6 * len(rounds) + 1, 2.4 * len(strategies) + 0.5),
+        squeeze=False,
+    )
+    for i, strategy in enumerate(strategies):
+        for j, r in enumerate(rounds):
+            cell = data[(data.strategy == strategy) & (data["round"] == r)]
+            grid = cell.pivot_table(
+                index="d_clst", columns="d_typ", values="balanced_accuracy", aggfunc="mean"
+            ).reindex(index=clst, columns=typ)
+            ax = axes[i][j]
+            image = ax.imshow(grid.to_numpy(), cmap="viridis", origin="lower")
+            for (a, b), v in np.ndenumerate(grid.to_numpy()):
+                if np.isfinite(v):
+                    ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w")
+            ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
+            ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
+            ax.set_title(f"{strategy}, round {r}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("D_clst")
+            if i == len(strategies) - 1:
+                ax.set_xlabel("D_typ")
+            fig.colorbar(image, ax=ax, fraction=0.046)
+    section.images.append(
+        (report.figure(fig, "dims_per_round.png"), "Mean balanced accuracy over seeds per round.")
+    )
+    reference = data[(data.strategy == "typiclust")]
+    if reference.empty:
+        section.text = "No TypiClust runs: the difference to TypiClust cannot be drawn."
+        return section
+    top = (int(reference.d_clst.max()), int(reference.d_typ.max()))
+    base = reference[(reference.d_clst == top[0]) & (reference.d_typ == top[1])]
+    base_auc = base.balanced_accuracy.mean()
+    fig, axes = plt.subplots(
+        1, len(strategies), figsize=(4.4 * len(strategies), 3.4), squeeze=False
+    )
+    for ax, strategy in zip(axes[0], strategies, strict=True):
+        cell = data[data.strategy == strategy]
+        grid = cell.pivot_table(
+            index="d_clst", columns="d_typ", values="balanced_accuracy", aggfunc="mean"
+        ).reindex(index=clst, columns=typ)
+        diff = grid.to_numpy() - base_auc
+        bound = float(np.nanmax(np.abs(diff))) or 1e-3
+        image = ax.imshow(diff, cmap="RdBu", vmin=-bound, vmax=bound, origin="lower")
+        for (a, b), v in np.ndenumerate(diff):
+            if np.isfinite(v):
+                ax.text(b, a, f"{v:+.3f}", ha="center", va="center", fontsize=6)
+        ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
+        ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
+        ax.set_title(strategy, fontsize=8)
+        ax.set_xlabel("D_typ")
+        ax.set_ylabel("D_clst")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    note = "" if top == (512, 512) else " (512/512 is not in this experiment: its largest)"
+    section.images.append(
+        (
+            report.figure(fig, "dims_vs_typiclust.png"),
+            f"Mean balanced accuracy over rounds and seeds minus TypiClust at "
+            f"{top[0]}/{top[1]}{note}: blue is better than that TypiClust.",
+        )
+    )
+    return section
+
+
+def auc_frame(frame: Any) -> Any:
+    """Area under the learning curve (mean balanced accuracy over rounds) per run."""
+    keys = ["run_id", "strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ"]
+    return frame.groupby(keys, as_index=False).balanced_accuracy.mean()
+
+
+def ablation(report: Report, frame: Any) -> Section:
+    section = Section("Ablation")
+    present = sorted(set(frame.strategy) & set(ABLATION)) if not frame.empty else []
+    if len(present) < 2:
+        section.text = (
+            "Needs at least two of SUPClust, its two ablations and TypiClust (run "
+            f"sweeps/ablation.py); this experiment has {', '.join(present) or 'none'}."
+        )
+        return section
+    plt = _pyplot()
+    auc = auc_frame(_largest_dims(frame[frame.strategy.isin(present)]))
+    groups = sorted(auc.groupby(["dataset", "budget", "setting"]).groups)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], groups, strict=True):
+        here = auc[(auc.dataset == key[0]) & (auc.budget == key[1]) & (auc.setting == key[2])]
+        stats = here.groupby("strategy").balanced_accuracy.agg(["mean", _sem]).reindex(present)
+        ax.bar(range(len(present)), stats["mean"], yerr=stats["_sem"], capsize=4, color="C0")
+        ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=7)
+        low = float(np.nanmin(stats["mean"] - stats["_sem"]))
+        ax.set_ylim(max(0.0, low - 0.05), None)
+        ax.set_ylabel("area under the learning curve")
+        ax.set_title(" / ".join(key), fontsize=9)
+    section.images.append((report.figure(fig, "ablation.png"), "Mean ± standard error over seeds."))
+    return section
+
+
+def statistics(frame: Any) -> Section:
+    """Each strategy against Random and TypiClust: AUC paired by seed, Wilcoxon signed-rank."""
+    from scipy.stats import wilcoxon
+
+    section = Section("Statistics")
+    if frame.empty:
+        section.text = "No finished rounds: no statistics."
+        return section
+    auc = auc_frame(_largest_dims(frame))
+    rows = []
+    for key, group in auc.groupby(["dataset", "budget", "setting"]):
+        by = {s: g.set_index("seed").balanced_accuracy for s, g in group.groupby("strategy")}
+        for baseline in ("random", "typiclust"):
+            if baseline not in by:
+                continue
+            for strategy in sorted(by):
+                if strategy == baseline:
+                    continue
+                a, b = by[strategy].align(by[baseline], join="inner")
+                diff = (a - b).to_numpy()
+                if len(diff) == 0:
+                    continue
+                if len(diff) < 2 or np.allclose(diff, 0):
+                    p, verdict = math.nan, "too few seeds" if len(diff) < 2 else "identical"
+                else:
+                    p = float(wilcoxon(a, b).pvalue)
+                    if p < ALPHA:
+                        verdict = "better" if diff.mean() > 0 else "worse"
+                    else:
+                        verdict = "within the noise"
+                        if len(diff) < 6:
+                            verdict += f" ({len(diff)} seeds cannot reach p < {ALPHA})"
+                rows.append(["/".join(key), strategy, baseline, len(diff), diff.mean(), p, verdict])
+    if not rows:
+        section.text = "Neither Random nor TypiClust ran with the same seeds as another strategy."
+        return section
+    head = ["dataset/budget/setting", "strategy", "vs", "seeds", "Δ AUC", "Wilcoxon p", "verdict"]
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(f'{v:+.4f}' if i == 4 else f'{v:.3g}' if i == 5 else str(v))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    section.table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{body}</table>"
+    section.text = (
+        "AUC: the mean balanced accuracy over rounds of each run; pairs share the seed. "
+        f"A difference counts only at p < {ALPHA}; otherwise it is within the noise."
+    )
+    return section
+
+
+def chosen_run(
+    report: Report,
+    runs: list[dict[str, Any]],
+    run_id: str | None,
+    tracking_uri: str | None,
+    store: str | None,
+) -> Section:
+    """Typicality vs SUP of one cluster's candidates, and the t-SNE with the selections."""
+    from alsys.config import TrialConfig
+    from alsys.embed.store import EmbeddingStore, MissingEntry
+    from alsys.loop import prepare_data
+    from alsys.plots import tsne_scatter
+    from alsys.tracking import download_artifact
+
+    section = Section("One run")
+    finished = [r for r in runs if r["status"] == "FINISHED" and "strategy" in r["params"]]
+    if run_id is not None:
+        pick = [r for r in runs if r["run_id"] == run_id]
+        if not pick:
+            raise InputError("--run", f"no run {run_id} in experiment {report.experiment!r}")
+    else:
+        order = {"supclust": 0, "typiclust": 1}
+        pick = sorted(finished, key=lambda r: (order.get(r["params"]["strategy"], 2), r["name"]))
+    if not pick:
+        section.text = "No finished trial run to show."
+        return section
+    run = pick[0]
+    section.title = f"One run: {run['name']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        config_file = download_artifact(tracking_uri, run["run_id"], "config.json", Path(tmp))
+        selections_file = download_artifact(
+            tracking_uri, run["run_id"], "selections.json", Path(tmp)
+        )
+        if config_file is None or selections_file is None:
+            section.text = "The run has no config.json / selections.json artifact."
+            return section
+        config = TrialConfig.from_dict(json.loads(config_file.read_text()))
+        selections = json.loads(selections_file.read_text())
+    try:
+        data = prepare_data(config, EmbeddingStore(store, compute=False))
+    except MissingEntry:
+        section.text = (
+            "Its embeddings are not in the embedding store here (give --store, the store the "
+            "sweep used); the scatter and the t-SNE need them."
+        )
+        return section
+    except InputError as error:
+        section.text = f"Its data cannot be loaded here: {error}"
+        return section
+    selected = np.asarray([i for s in selections for i in s["indices"]], dtype=np.int64)
+    dataset = data.dataset
+    tsne = tsne_scatter(
+        data.clst,
+        dataset.train_labels,
+        dataset.classes,
+        report.out / "tsne_selected.png",
+        selected=selected,
+        seed=config.seed,
+        title=f"t-SNE of D_clst={config.clustering_dim}, {len(selected)} selected (+)",
+    )
+    section.images.append((tsne.name, "Every selection of the run, all rounds, on the t-SNE."))
+    scatter = _typicality_vs_sup(report, config, data, selections)
+    if scatter is not None:
+        section.images.append(scatter)
+    return section
+
+
+def _typicality_vs_sup(
+    report: Report, config: Any, data: Any, selections: list[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """Round 1 as the loop ran it: the same k-means, then one visited cluster's candidates."""
+    from alsys.loop import round_seed
+    from alsys.strategies import make_strategy
+    from alsys.strategies.clustering import kmeans, typicality
+    from alsys.strategies.supclust import sup_scores
+
+    strategy = make_strategy(config.strategy, **config.strategy_kwargs(data.dataset.n_classes))
+    temperature = float(getattr(strategy, "temperature", 1.0))
+    typ_ratio = float(getattr(strategy, "typ_ratio", 0.1))
+    budget = len(selections[0]["indices"])
+    clustering = kmeans(
+        np.ascontiguousarray(data.clst, dtype=np.float32), budget, round_seed(config.seed, 0, 0)
+    )
+    first = selections[0]["indices"][0]
+    cluster = int(clustering.assignment[first])
+    members = np.flatnonzero(clustering.assignment == cluster)
+    if members.shape[0] < 3 or clustering.centres.shape[0] < 2:
+        return None
+    k = min(20, members.shape[0] - 1)
+    typ = typicality(data.typ[members], k)
+    sup = sup_scores(data.clst[members], clustering.centres, cluster, temperature)
+    kept = typ >= np.quantile(typ, 1 - typ_ratio)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.scatter(typ[~kept], sup[~kept], s=10, color="0.6", label="candidates")
+    ax.scatter(typ[kept], sup[kept], s=14, color="C0", label=f"top {typ_ratio:.0%} typical")
+    chosen = members == first
+    ax.scatter(typ[chosen], sup[chosen], s=120, marker="*", color="C3", label="selected")
+    ax.set_xlabel("typicality (D_typ)")
+    ax.set_ylabel("SUP (D_clst)")
+    ax.set_title(f"cluster {cluster} of round 1 ({members.shape[0]} points), T={temperature}")
+    ax.legend(fontsize=7)
+    name = report.figure(fig, "typicality_vs_sup.png")
+    caption = (
+        "Round 1's clustering recomputed from the run's seed (k = budget clusters); the star is "
+        "the run's first selection, shown among the candidates of its cluster."
+    )
+    return name, caption
+
+
+def optuna_section(report: Report, runs: list[dict[str, Any]]) -> Section | None:
+    journals = {r["tags"].get("optuna_journal") for r in runs} - {None}
+    if not journals:
+        return None
+    section = Section("Optuna study")
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.visualization import matplotlib as optuna_plots
+
+    journal = Path(sorted(journals)[0])
+    if not journal.is_file():
+        section.text = f"The study's journal {journal} is not reachable from here."
+        return section
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    (summary,) = optuna.get_all_study_summaries(storage=storage)[:1]
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        section.text = "The study has no completed trial yet."
+        return section
+    plt = _pyplot()
+    ax = optuna_plots.plot_optimization_history(study)
+    section.images.append((report.figure(ax.figure, "optuna_history.png"), "Objective by trial."))
+    try:
+        ax = optuna_plots.plot_param_importances(study)
+        section.images.append(
+            (report.figure(ax.figure, "optuna_importances.png"), "fANOVA importances.")
+        )
+    except (RuntimeError, ValueError) as error:
+        section.text = f"Importances not computable: {error}"
+    plt.close("all")
+    best = study.best_trial
+    section.text += (
+        f" Best of {len(done)} trials: value {best.value:.4f} with "
+        + ", ".join(f"{k}={v:.4g}" for k, v in best.params.items())
+        + "."
+    )
+    return section
+
+
+def failures(runs: list[dict[str, Any]]) -> Section:
+    section = Section("Failed or incomplete trials")
+    bad = [r for r in runs if "strategy" in r["params"] and r["status"] != "FINISHED"]
+    if not bad:
+        trials = sum("strategy" in r["params"] for r in runs)
+        section.text = f"None: all {trials} trial runs finished."
+        return section
+    rows = "".join(
+        f"<tr><td>{html.escape(r['name'] or r['run_id'])}</td><td>{r['status']}</td>"
+        f"<td>{len(r['history'].get('balanced_accuracy', []))}</td>"
+        f"<td>{html.escape(r['tags'].get('error', '(no error recorded: still running or killed)'))}"
+        "</td></tr>"
+        for r in bad
+    )
+    section.table = (
+        "<table><tr><th>run</th><th>status</th><th>rounds logged</th><th>error</th></tr>"
+        f"{rows}</table>"
+    )
+    return section
+
+
+def render(report: Report, summary: str) -> Path:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(
+        loader=FileSystemLoader(_template_dir()), autoescape=select_autoescape(["html", "j2"])
+    )
+    sections = []
+    for section in report.sections:
+        images = [
+            {
+                "name": name,
+                "caption": caption,
+                "data": base64.b64encode((report.out / name).read_bytes()).decode(),
+            }
+            for name, caption in section.images
+        ]
+        sections.append({**vars(section), "images": images})
+    page = env.get_template("report.html.j2").render(
+        experiment=report.experiment, summary=summary, sections=sections
+    )
+    path = report.out / "index.html"
+    path.write_text(page)
+    return path
+
+
+def build_report(
+    experiment: str,
+    out: str | Path,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+    store: str | None = None,
+) -> Path:
+    """Writes ``out/index.html`` (self-contained) and the plots as PNG; returns the page.
+
+    The page is built in a temporary folder beside ``out`` and moved into place at the end, so
+    a failure leaves no half-written report.
+    """
+    from alsys.tracking import read_experiment
+
+    target = Path(out).resolve()
+    if target.exists() and not target.is_dir():
+        raise InputError("--out", f"{out} exists and is not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = read_experiment(tracking_uri, experiment, ("balanced_accuracy", "n_labeled"))
+    runs = data["runs"]
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        report = Report(experiment, staging)
+        frame = trial_frame(runs)
+        trials = [r for r in runs if "strategy" in r["params"]]
+        finished = sum(r["status"] == "FINISHED" for r in trials)
+        summary = f"{len(trials)} trial runs ({finished} finished) in experiment {experiment!r}" + (
+            f"; {frame.shape[0]} logged rounds" if not frame.empty else ""
+        )
+        if not trials:
+            summary += ". It holds no trial runs yet: every section below is empty."
+        report.sections += [
+            learning_curves(report, frame),
+            dim_heatmaps(report, frame),
+            ablation(report, frame),
+            statistics(frame),
+            chosen_run(report, runs, run_id, tracking_uri, store),
+        ]
+        study = optuna_section(report, runs)
+        if study is not None:
+            report.sections.append(study)
+        report.sections.append(failures(runs))
+        render(report, summary)
+        staging.chmod(0o755)  # mkdtemp makes it private; a report is for sharing
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target / "index.html"

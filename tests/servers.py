@@ -1,0 +1,57 @@
+"""Real servers for tests, each in a session of its own and ended by its pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_mlflow(folder: Path, backend: str | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 over ``backend`` (default: a new SQLite file in
+    ``folder``); yields its URL once /health answers; stops the whole session afterwards."""
+    port = free_port()
+    mlflow = Path(sys.executable).parent / "mlflow"
+    argv = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--backend-store-uri", backend or f"sqlite:///{folder / 'server.db'}"]
+    argv += ["--artifacts-destination", str(folder / "artifacts")]
+    log_file = folder / "mlflow-server.log"
+    with log_file.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"no mlflow server:\n{log_file.read_text()}") from None
+                time.sleep(1)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        time.sleep(1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # helpers (uvicorn workers) of its group

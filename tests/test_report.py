@@ -1,0 +1,147 @@
+"""`alsys report` on a real smoke sweep, checked in headless Chromium; the MLflow UI on the same
+store, served by a real `mlflow server`; and the report's behaviour on empty, partial and
+missing experiments."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import browser
+from tests.servers import serve_mlflow
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished `dim_grid --smoke`: its MLflow SQLite store and its embedding store."""
+    import ray
+
+    from alsys.tune_adapter import sweep_main
+
+    folder = tmp_path_factory.mktemp("smoke")
+    argv = ["--smoke", "--storage-path", str(folder / "ray")]
+    argv += ["--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}", "--store", str(folder / "s")]
+    try:
+        assert sweep_main(ROOT / "sweeps" / "dim_grid.yaml", argv) == 0
+    finally:
+        ray.shutdown()
+    return folder
+
+
+def alsys(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alsys.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_report_shows_every_plot_in_a_browser(smoke_sweep: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    uri = f"sqlite:///{smoke_sweep / 'mlflow.db'}"
+    done = alsys("report", "--experiment", "dim_grid_smoke", "--tracking-uri", uri)
+    assert done.returncode == 2 and "--out" in done.stderr  # required, named
+    done = alsys(
+        "report", "--experiment", "dim_grid_smoke", "--tracking-uri", uri,
+        "--out", str(out), "--store", str(smoke_sweep / "s"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == [
+        "ablation.png",
+        "dims_per_round.png",
+        "dims_vs_typiclust.png",
+        "learning_curves.png",
+        "tsne_selected.png",
+        "typicality_vs_sup.png",
+    ]
+    page = browser.dom((out / "index.html").as_uri(), tmp=tmp_path)
+    assert 'data-plots="6/6"' in page, "every plot decoded by the browser"
+    sizes = re.findall(r'data-rendered="(\d+)x(\d+)"', page)
+    assert len(sizes) == 6 and all(int(w) > 100 and int(h) > 100 for w, h in sizes)
+    for title in ("Learning curves", "D_clst x D_typ", "Ablation", "Statistics", "One run"):
+        assert f"<h2>{title}" in page
+    assert "8 trial runs (8 finished)" in page
+    assert "too few seeds" in page  # one seed: the statistics say so rather than guess
+    assert "None: all 8 trial runs finished." in page
+    browser.screenshot((out / "index.html").as_uri(), "report.png")
+    # self-contained: no file or network reference besides the embedded images
+    assert not re.search(r'src="(?!data:)', (out / "index.html").read_text())
+
+
+def test_report_of_an_empty_or_partial_experiment_says_what_is_missing(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "e"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("empty")
+    done = alsys("report", "--experiment", "empty", "--tracking-uri", uri, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    text = (out / "index.html").read_text()
+    assert "no trial runs yet" in text and "No trial has logged a round yet" in text
+    run = client.create_run(experiment, run_name="supclust-digits-tiny-ssl-s0")
+    client.log_param(run.info.run_id, "strategy", "supclust")
+    client.set_tag(run.info.run_id, "error", "RuntimeError: worker died")
+    client.set_terminated(run.info.run_id, status="FAILED")
+    done = alsys("report", "--experiment", "empty", "--tracking-uri", uri, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    text = (out / "index.html").read_text()
+    assert "RuntimeError: worker died" in text and "FAILED" in text
+    assert "1 trial runs (0 finished)" in text
+
+
+def test_report_of_a_missing_experiment_fails_in_one_line_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    from mlflow import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    out = str(tmp_path / "r")
+    done = alsys("report", "--experiment", "x", "--tracking-uri", f"sqlite:///{db}", "--out", out)
+    assert done.returncode == 2 and "--tracking-uri: no MLflow store" in done.stderr
+    assert not db.exists(), "reading created no store"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").create_experiment("there")
+    uri = f"sqlite:///{db}"
+    done = alsys("report", "--experiment", "nope", "--tracking-uri", uri, "--out", out)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "--experiment" in done.stderr and "nope" in done.stderr and "there" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "r").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".r.tmp")]
+
+
+@pytest.fixture
+def mlflow_ui(smoke_sweep: Path, tmp_path: Path) -> Iterator[str]:
+    db = tmp_path / "server.db"
+    shutil.copy(smoke_sweep / "mlflow.db", db)
+    with serve_mlflow(tmp_path, backend=f"sqlite:///{db}") as url:
+        yield url
+
+
+def test_mlflow_ui_shows_the_sweep_its_runs_and_their_metrics(
+    mlflow_ui: str, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_ui)
+    experiment = client.get_experiment_by_name("dim_grid_smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    child = next(r for r in runs if r.info.run_name == "supclust-digits-tiny-ssl-s0-c16-t16")
+    runs_page = f"{mlflow_ui}/#/experiments/{experiment.experiment_id}/runs"
+    page = browser.dom(runs_page, budget_ms=15000, tmp=tmp_path)
+    assert "sweep-dim_grid_smoke" in page, "the parent run is listed"
+    browser.screenshot(runs_page, "mlflow_runs.png", budget_ms=15000, size="1600,1000")
+    run_page = f"{runs_page}/{child.info.run_id}"
+    page = browser.dom(run_page, budget_ms=15000, tmp=tmp_path)
+    assert "supclust-digits-tiny-ssl-s0-c16-t16" in page
+    assert "balanced_accuracy" in page, "the run's metrics are shown"
+    browser.screenshot(run_page, "mlflow_run.png", budget_ms=15000, size="1600,1200")
