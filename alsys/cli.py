@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -132,6 +133,18 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def _json_safe(value: Any) -> Any:
+    """JSON has no inf or NaN: such scores (SUP of a point sitting on a neighbour's centre is
+    infinite) are written as the strings "inf", "-inf" and "nan"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def run_select(args: argparse.Namespace) -> int:
     from alsys.strategies import (
         Pool,
@@ -183,7 +196,7 @@ def run_select(args: argparse.Namespace) -> int:
         "notes": list(selection.notes),
         "alsys_version": __version__,
     }
-    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    text = json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n"
     if out is None:
         sys.stdout.write(text)
     else:

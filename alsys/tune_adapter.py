@@ -101,7 +101,11 @@ def _train_embeddings(config_dict: dict[str, Any], store_root: str | None) -> No
     """Fills the store entry a config needs; returns nothing, so no arrays travel back."""
     from alsys.embed.store import EmbeddingStore
 
-    prepare_data(TrialConfig.from_dict(config_dict), EmbeddingStore(store_root))
+    store = EmbeddingStore(store_root)
+    config = TrialConfig.from_dict(config_dict)
+    prepare_data(config, store)
+    if store.computed:  # another process may have built it while this task waited on the lock
+        print(f"alsys: trained SimCLR embeddings for {config.dataset} into {store.root}")
 
 
 def _training_key(config: TrialConfig) -> str:

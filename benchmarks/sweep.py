@@ -7,7 +7,8 @@ being perfect. Both log to MLflow (SQLite). Embeddings are in the store before e
 Ray's start is excluded, but each Tune sweep pays its fixed costs (Tune's start, one worker
 per CPU slot importing torch/faiss and opening the MLflow store). The marginal row compares
 the extra time per extra trial between the two sizes, i.e. the steady state once those fixed
-costs are paid.
+costs are paid. The last column runs the same number of no-op trials through Tune (same
+reports and checkpoints, no work): Tune's own floor on this machine.
 
     .venv/bin/python benchmarks/sweep.py [--episodes 5] [--seeds 1 4]
 """
@@ -41,6 +42,27 @@ def spec_for(episodes: int, seeds: int) -> SweepSpec:
             "resources": {"cpu": 1},
         }
     )
+
+
+def tune_floor(n_trials: int, episodes: int, storage: Path) -> float:
+    """Seconds for Tune alone: the same number of trials, each reporting ``episodes`` rounds
+    with a small checkpoint, but doing no work (reused actors, 1 CPU each)."""
+    from ray import tune
+
+    def noop(config: dict[str, int]) -> None:
+        for r in range(episodes):
+            with tempfile.TemporaryDirectory() as folder:
+                (Path(folder) / "state.json").write_text("{}")
+                tune.report({"round": r + 1}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    start = time.perf_counter()
+    tune.Tuner(
+        tune.with_resources(noop, {"cpu": 1}),
+        param_space={"i": tune.grid_search(list(range(n_trials)))},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(storage), name=f"floor{n_trials}", verbose=0),
+    ).fit()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -79,24 +101,26 @@ def main() -> None:
             experiment="bench",
             store_root=str(work / "store"),
         )
-        rows.append((len(trials), sequential, time.perf_counter() - start))
+        tuned = time.perf_counter() - start
+        rows.append((len(trials), sequential, tuned, tune_floor(len(trials), args.episodes, work)))
 
     print(f"\ndim_grid smoke grid on digits, {args.episodes} rounds, {CPUS} CPUs, 1 CPU per trial")
     print(
         f"{'trials':>7} {'sequential s':>13} {'trials/min':>11} {'Tune s':>8} {'trials/min':>11}"
-        f" {'efficiency':>11}"
+        f" {'efficiency':>11} {'no-op Tune s':>13}"
     )
-    for n, seq, tuned in rows:
+    for n, seq, tuned, floor in rows:
         print(
             f"{n:>7} {seq:>13.1f} {60 * n / seq:>11.1f} {tuned:>8.1f} {60 * n / tuned:>11.1f}"
-            f" {seq / (CPUS * tuned):>11.2f}"
+            f" {seq / (CPUS * tuned):>11.2f} {floor:>13.1f}"
         )
     if len(rows) >= 2:
-        (n0, s0, t0), (n1, s1, t1) = rows[0], rows[-1]
+        (n0, s0, t0, f0), (n1, s1, t1, f1) = rows[0], rows[-1]
         print(
             f"marginal ({n0}->{n1} trials): sequential {(s1 - s0) / (n1 - n0):.2f} s/trial, "
             f"Tune {(t1 - t0) / (n1 - n0):.2f} s/trial, "
-            f"efficiency {(s1 - s0) / (CPUS * (t1 - t0)):.2f}"
+            f"efficiency {(s1 - s0) / (CPUS * (t1 - t0)):.2f}; "
+            f"Tune's own cost {(f1 - f0) / (n1 - n0):.2f} s/trial (no-op trials)"
         )
     print("target: parallel efficiency >= 0.8")
 

@@ -20,38 +20,48 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def serve_mlflow(folder: Path, backend: str | None = None) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 over ``backend`` (default: a new SQLite file in
-    ``folder``); yields its URL once /health answers; stops the whole session afterwards."""
-    port = free_port()
+def start_mlflow(folder: Path, port: int, backend: str | None = None) -> subprocess.Popen[bytes]:
+    """`mlflow server` on 127.0.0.1:port over ``backend`` (default: folder/server.db), in a
+    session of its own; returns once /health answers."""
     mlflow = Path(sys.executable).parent / "mlflow"
     argv = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--backend-store-uri", backend or f"sqlite:///{folder / 'server.db'}"]
     argv += ["--artifacts-destination", str(folder / "artifacts")]
     log_file = folder / "mlflow-server.log"
-    with log_file.open("wb") as log:
+    with log_file.open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"no mlflow server:\n{log_file.read_text()}") from None
-                time.sleep(1)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while True:
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        time.sleep(1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # helpers (uvicorn workers) of its group
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_mlflow(proc)
+                raise RuntimeError(f"no mlflow server:\n{log_file.read_text()}") from None
+            time.sleep(0.5)
+
+
+def stop_mlflow(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group, SIGKILL after 30 s, then its helpers too."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # helpers (uvicorn workers) of its group
+
+
+@contextlib.contextmanager
+def serve_mlflow(folder: Path, backend: str | None = None) -> Iterator[str]:
+    """A running server's URL for the ``with`` block; stopped afterwards."""
+    port = free_port()
+    proc = start_mlflow(folder, port, backend)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_mlflow(proc)

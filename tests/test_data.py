@@ -176,3 +176,16 @@ def test_unknown_dataset_or_option_lists_what_is_valid() -> None:
         load_dataset("mnist")
     with pytest.raises(InputError, match="cifar10 takes: root, download, verify"):
         load_dataset("cifar10", rot="x")
+
+
+def test_a_tampered_cifar_batch_cannot_run_code(tmp_path: Path) -> None:
+    """The batches are unpickled by an unpickler that allows numpy arrays and nothing else."""
+    folder = write_cifar10(tmp_path)
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (print, ("pwned",))
+
+    (folder / "data_batch_1").write_bytes(pickle.dumps({"data": Evil(), "labels": []}))
+    with pytest.raises(DatasetUnavailable, match=r"builtins\.print is not allowed"):
+        load_dataset("cifar10", root=str(tmp_path), verify=False)

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.servers import free_port, start_mlflow, stop_mlflow
+
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "sweeps" / "dim_grid.py"
 
@@ -47,12 +49,12 @@ max_failures: 2
 class Sweep:
     """One sweep's files, and its driver started as a user would start it."""
 
-    def __init__(self, tmp: Path, name: str, seeds: list[int]) -> None:
-        self.tmp, self.name = tmp, name
+    def __init__(self, tmp: Path, name: str, seeds: list[int], uri: str | None = None) -> None:
+        self.tmp, self.name, self.seeds = tmp, name, seeds
         self.config = tmp / f"{name}.yaml"
         self.config.write_text(SPEC.format(name=name, seeds=seeds))
         self.storage = tmp / "ray"
-        self.uri = f"sqlite:///{tmp / 'mlflow.db'}"
+        self.uri = uri or f"sqlite:///{tmp / 'mlflow.db'}"
         self.log = tmp / "driver.log"
 
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
@@ -265,3 +267,92 @@ def test_driver_killed_mid_sweep_resume_finishes_without_reruns_or_duplicates(
         assert sorted(steps) == [1, 2, 3, 4, 5], f"{run.info.run_name}: {steps}"
         if run.info.run_name in runs_before:
             assert runs_before[run.info.run_name] == run.info.run_id
+
+
+def test_mlflow_server_down_mid_sweep_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """Survives: every trial and every round's metrics. While the server is down the trials'
+    writes are retried (MLflow's client backs off for about 4 minutes before giving up, and
+    then the trial fails loudly and Tune retries it); once it is back each round is there
+    exactly once."""
+    port = free_port()
+    server = start_mlflow(tmp_path, port)
+    sweep = Sweep(tmp_path, "fault_mlflow", [0, 1], uri=f"http://127.0.0.1:{port}")
+    driver = sweep.start()
+    try:
+        wait_for(lambda: any(rows for rows in sweep.results().values()), 240, "a round", driver)
+        stop_mlflow(server)  # by its pid: the whole server session
+        down = time.monotonic()
+        time.sleep(10)  # trials go on selecting and training; their writes wait
+        rounds_while_down = sum(len(rows) for rows in sweep.results().values())
+        server = start_mlflow(tmp_path, port)  # same port, same store
+        outage = time.monotonic() - down
+        assert sweep.wait(driver) == 0, sweep.log.read_text()
+        client, children = sweep.mlflow_children()
+        history = {
+            run.info.run_name: [
+                m.step for m in client.get_metric_history(run.info.run_id, "balanced_accuracy")
+            ]
+            for run in children
+        }
+    finally:
+        stop_mlflow(server)
+        end_session(driver.pid)
+    print(f"MLflow down for {outage:.0f} s; {rounds_while_down} rounds reported by then")
+    assert len(children) == 2 and all(run.info.status == "FINISHED" for run in children)
+    for name, steps in history.items():
+        assert sorted(steps) == [1, 2, 3, 4, 5], f"{name}: {steps}"
+
+
+def test_two_sweeps_at_once_share_the_store_and_the_experiment_safely(tmp_path: Path) -> None:
+    """Survives: both sweeps, each with its own parent run and children, in one MLflow
+    experiment; the embedding they both need is computed once (the store's file lock)."""
+    from mlflow import MlflowClient
+
+    port = free_port()
+    server = start_mlflow(tmp_path, port)
+    uri = f"http://127.0.0.1:{port}"
+    for name in ("fault_two_a", "fault_two_b"):
+        (tmp_path / name).mkdir()
+    sweeps = [
+        Sweep(tmp_path / name, name, seeds, uri=uri)
+        for name, seeds in (("fault_two_a", [0, 1]), ("fault_two_b", [2, 3]))
+    ]
+    try:
+        drivers = [
+            s.start("--experiment", "shared", "--store", str(tmp_path / "store")) for s in sweeps
+        ]
+        codes = [s.wait(d) for s, d in zip(sweeps, drivers, strict=True)]
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("shared")
+        runs = client.search_runs([experiment.experiment_id])
+        steps = {
+            r.info.run_id: [m.step for m in client.get_metric_history(r.info.run_id, "accuracy")]
+            for r in runs
+        }
+    finally:
+        stop_mlflow(server)
+        for driver in locals().get("drivers", []):
+            end_session(driver.pid)
+    assert codes == [0, 0], [s.log.read_text()[-3000:] for s in sweeps]
+    parents = {r.info.run_name: r.info.run_id for r in runs if r.info.run_name.startswith("sweep-")}
+    assert set(parents) == {"sweep-fault_two_a", "sweep-fault_two_b"}
+    for name, seeds in (("fault_two_a", [0, 1]), ("fault_two_b", [2, 3])):
+        children = [
+            r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[f"sweep-{name}"]
+        ]
+        assert sorted(int(r.data.params["seed"]) for r in children) == seeds
+        for run in children:
+            assert run.info.status == "FINISHED" and sorted(steps[run.info.run_id]) == [
+                1,
+                2,
+                3,
+                4,
+                5,
+            ]
+    assert len(runs) == 6
+    entries = [
+        p for p in (tmp_path / "store").iterdir() if p.is_dir() and not p.name.startswith(".")
+    ]
+    assert len(entries) == 1, "one SimCLR training for both sweeps"
+    trained = [s.name for s in sweeps if "alsys: trained SimCLR" in s.log.read_text()]
+    assert len(trained) == 1, f"trained in {trained}"

@@ -127,6 +127,15 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
         0.01 <= t.params["temperature"] <= 10 and 0.02 <= t.params["typ_ratio"] <= 1
         for t in complete
     )
+    # The report finds the study through the parent run's tag and draws it.
+    from alsys.report import build_report
+
+    page = build_report(
+        "tune_supclust_smoke", tmp_path / "report", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ).read_text()
+    assert "<h2>Optuna study" in page and "Best of 4 trials" in page
+    assert (tmp_path / "report" / "optuna_history.png").stat().st_size > 10_000
+    assert (tmp_path / "report" / "optuna_importances.png").is_file()
 
 
 def test_tuning_spec_rejects_bad_ranges(tmp_path: Path) -> None:

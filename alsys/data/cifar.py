@@ -57,17 +57,43 @@ def _ensure_files(name: str, root: Path, download: bool, verify: bool) -> Path:
     return folder
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Reads the official CIFAR batches (pickled dicts of lists, bytes and numpy arrays) and
+    refuses every other global, so a tampered file cannot run code; the MD5 check comes first
+    unless verify=False."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy._core.numeric", "_frombuffer"),  # protocol-5 pickles of numpy 2
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+        return super().find_class(module, name)
+
+
 def _read_batch(path: Path) -> dict[str, Any]:
     with path.open("rb") as handle:
-        # The official CIFAR format is a pickle; files are MD5-checked first unless verify=False.
-        batch: dict[str, Any] = pickle.load(handle, encoding="latin1")
+        batch: dict[str, Any] = _ArraysOnly(handle, encoding="latin1").load()
     return batch
 
 
 def _load_split(folder: Path, files: list[list[str]], label_key: str) -> tuple[Any, Any]:
     images, labels = [], []
     for filename, _ in files:
-        batch = _read_batch(folder / filename)
+        try:
+            batch = _read_batch(folder / filename)
+        except (pickle.UnpicklingError, EOFError, ValueError) as error:
+            raise DatasetUnavailable(
+                folder.name, f"{folder / filename} is not a CIFAR batch ({error})"
+            ) from None
         data = np.asarray(batch["data"], dtype=np.uint8)
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels.append(np.asarray(batch[label_key], dtype=np.int64))

@@ -43,6 +43,8 @@ def _check_finite(name: str, array: npt.NDArray[Any]) -> None:
 
 
 def _check_probs(name: str, probs: npt.NDArray[Any]) -> None:
+    if probs.size == 0:
+        raise InputError(name, f"is empty (shape {probs.shape}): there is nothing to select")
     _check_finite(name, probs)
     if probs.shape[-1] < 2:
         raise InputError(name, f"needs at least 2 classes in the last axis, got {probs.shape[-1]}")
@@ -111,6 +113,8 @@ class Pool:
         if len(set(sizes.values())) != 1:
             detail = ", ".join(f"{k}={v}" for k, v in sizes.items())
             raise InputError("pool", f"inputs disagree on the number of points: {detail}")
+        if next(iter(sizes.values())) == 0:
+            raise InputError(next(iter(sizes)), "the pool is empty: there is nothing to select")
         object.__setattr__(self, "n", next(iter(sizes.values())))
 
 
