@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "alsys").rglob("*.py"))
+SELF = Path(__file__).resolve()  # this file spells out the patterns it looks for
 
 
 def calls(tree: ast.AST) -> list[ast.Call]:
@@ -44,7 +45,7 @@ def test_local_servers_bind_to_loopback_and_ray_token_auth_stays_on() -> None:
     ).stdout.split()
     for name in tracked:
         path = ROOT / name
-        if path.suffix in {".png", ".npy", ".npz"} or not path.is_file():
+        if path.suffix in {".png", ".npy", ".npz"} or not path.is_file() or path == SELF:
             continue
         text = path.read_text(errors="replace")
         assert not re.search(r"RAY_AUTH_MODE=disabled(?!\s+to opt out)", text), name
@@ -64,7 +65,7 @@ def test_no_secret_is_committed() -> None:
     ]
     for name in tracked:
         path = ROOT / name
-        if not path.is_file() or path.suffix in {".png", ".npy", ".npz"}:
+        if not path.is_file() or path.suffix in {".png", ".npy", ".npz"} or path == SELF:
             continue
         text = path.read_text(errors="replace")
         for pattern in patterns:
