@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -214,10 +215,19 @@ class TrialMetrics:
         self.selection.observe(result.selection_seconds, tags=self.tags)
 
 
-def save_state(file: Path, state: TrialState, run_id: str) -> None:
-    """A trial's progress as one ``.npz`` (labels bought, finished rounds, MLflow run id),
-    replaced atomically so a reader sees the old file or the new one, never half of one."""
-    record = json.dumps({"run_id": run_id, "rounds": [vars(r) for r in state.rounds]})
+def fingerprint(config: TrialConfig) -> str:
+    """Saved progress belongs to exactly this config (a changed YAML must not resume it)."""
+    import hashlib
+
+    return hashlib.sha256(config.to_json().encode()).hexdigest()[:16]
+
+
+def save_state(file: Path, state: TrialState, run_id: str, config_key: str = "") -> None:
+    """A trial's progress as one ``.npz`` (labels bought, finished rounds, MLflow run id, the
+    config's fingerprint), replaced atomically: a reader sees the old file or the new one."""
+    record = json.dumps(
+        {"run_id": run_id, "rounds": [vars(r) for r in state.rounds], "config": config_key}
+    )
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as handle:
         np.savez(
@@ -228,19 +238,22 @@ def save_state(file: Path, state: TrialState, run_id: str) -> None:
     os.replace(tmp, file)
 
 
-def load_state(file: Path) -> tuple[TrialState, str] | None:
-    """The progress saved in ``file``; None when absent or unreadable (never unpickled)."""
+def load_state(file: Path, config_key: str | None = None) -> tuple[TrialState, str] | None:
+    """The progress saved in ``file``; None when absent, unreadable (it is never unpickled)
+    or saved for another config than ``config_key``."""
     try:
         with np.load(file, allow_pickle=False) as saved:
             record = json.loads(saved["record"].tobytes().decode())
             state = TrialState(np.array(saved["bought_round"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
+    if config_key is not None and record.get("config") != config_key:
+        return None
     state.rounds = [RoundResult(**r) for r in record["rounds"]]
     return state, str(record["run_id"])
 
 
-def _resume_point(progress: Path) -> tuple[TrialState | None, str | None, int]:
+def _resume_point(progress: Path, key: str) -> tuple[TrialState | None, str | None, int]:
     """Where a (re)started trial goes on from: the newer of Tune's checkpoint and the trial's
     own progress file, plus how many rounds Tune already has. The progress file covers the
     window Tune's saved state may miss when its driver is killed: Tune then restarts finished
@@ -249,8 +262,8 @@ def _resume_point(progress: Path) -> tuple[TrialState | None, str | None, int]:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            tune_state = load_state(Path(folder) / "trial.npz")
-    own = load_state(progress)
+            tune_state = load_state(Path(folder) / "trial.npz", key)
+    own = load_state(progress, key)
     known = len(tune_state[0].rounds) if tune_state else 0
     best = max((tune_state, own), key=lambda s: len(s[0].rounds) if s else -1)
     if best is None:
@@ -283,7 +296,8 @@ def trainable(
     config = TrialConfig.from_dict(point["trial"])
     data = shared_data(datasets[point["data_key"]])
     progress = Path(progress_dir) / f"{point['name']}.npz"
-    state, run_id, known = _resume_point(progress)
+    key = fingerprint(config)
+    state, run_id, known = _resume_point(progress, key)
     node_id = ray.get_runtime_context().get_node_id()
     metrics = TrialMetrics(str(point.get("sweep", "")), config.strategy)
     # The run name is unique within a sweep and stable across retries, restores and fresh
@@ -294,15 +308,15 @@ def trainable(
 
     def report(result: RoundResult, current: TrialState, replayed: bool) -> None:
         with tempfile.TemporaryDirectory() as folder:
-            save_state(Path(folder) / "trial.npz", current, tracker.run_id)
-            metrics = {
+            save_state(Path(folder) / "trial.npz", current, tracker.run_id, key)
+            values = {
                 **result.metrics(),
                 "round": result.round,
                 "run_id": tracker.run_id,
                 "replayed": int(replayed),
                 "node_id": node_id,  # which node ran the round (several share one IP in tests)
             }
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report(values, checkpoint=tune.Checkpoint.from_directory(folder))
 
     if state is not None:
         for done in range(known, len(state.rounds)):
@@ -314,7 +328,7 @@ def trainable(
     def on_round(result: RoundResult, current: TrialState) -> None:
         metrics.round_done(result)
         tracker.log_round(result)
-        save_state(progress, current, tracker.run_id)
+        save_state(progress, current, tracker.run_id, key)
         report(result, current, replayed=False)
 
     try:
@@ -393,6 +407,8 @@ def run_sweep(
     experiment_dir = storage / spec.name
     parent = open_parent_run(spec, tracking_uri, experiment, experiment_dir, resume)
     progress_dir = experiment_dir / PROGRESS_DIR
+    if not resume and progress_dir.exists():
+        shutil.rmtree(progress_dir)  # a new sweep in the same folder starts from nothing
     progress_dir.mkdir(parents=True, exist_ok=True)
     print(f"sweep {spec.name}: {len(trials)} trials; MLflow parent run {parent}", file=sys.stderr)
     datasets = prepare_embeddings(trials, store_root)

@@ -111,6 +111,18 @@ class Sweep:
         return client, children
 
 
+def record(fault: str, **figures: Any) -> None:
+    """One row of benchmarks/reliability.py's table, when it runs these tests."""
+    out = os.environ.get("ALSYS_RELIABILITY_OUT")
+    if out:
+        with open(out, "a") as handle:
+            handle.write(json.dumps({"fault": fault, **figures}) + "\n")
+
+
+def steps_logged(client: Any, runs: list[Any], metric: str = "balanced_accuracy") -> int:
+    return sum(len(client.get_metric_history(r.info.run_id, metric)) for r in runs)
+
+
 def wait_for(condition: Any, timeout: float, what: str, proc: subprocess.Popen[bytes]) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -179,6 +191,7 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
     reported = wait_for(after_round_two, 240, "round 2 was reported", driver)
     killed_pid, killed_after = int(reported["pid"]), int(reported["round"])
     os.kill(killed_pid, signal.SIGKILL)  # the trial's worker, mid-way through the next round
+    killed_at = time.time()
     assert sweep.wait(driver) == 0, sweep.log.read_text()
     assert not alive(killed_pid)
 
@@ -190,6 +203,14 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
     assert all(p != killed_pid for p in pids[killed_after:]), "later rounds ran in a new worker"
 
     client, children = sweep.mlflow_children()
+    record(
+        "trial worker SIGKILL mid-round",
+        affected=1,
+        completed=int(rounds[-1] == 5),
+        runs=[1, len(children)],
+        rows=[5, steps_logged(client, children)],
+        recovery_s=round(float(rows[killed_after]["timestamp"]) - killed_at, 1),
+    )
     assert len(children) == 1, "one MLflow run for the trial, also after the retry"
     run = children[0]
     assert run.info.status == "FINISHED"
@@ -236,11 +257,12 @@ def test_driver_killed_mid_sweep_resume_finishes_without_reruns_or_duplicates(
     print(f"Ray processes of the killed driver ended by pid after 20 s: {lingering}")
     runs_before = {r.info.run_name: r.info.run_id for r in sweep.mlflow_children()[1]}
 
-    resumed = sweep.start("--resume")
+    resumed, started = sweep.start("--resume"), time.monotonic()
     try:
         assert sweep.wait(resumed) == 0, sweep.log.read_text()
     finally:
         end_session(resumed.pid)
+    resume_s = time.monotonic() - started
 
     after = sweep.results()
     assert len(after) == 4
@@ -260,6 +282,14 @@ def test_driver_killed_mid_sweep_resume_finishes_without_reruns_or_duplicates(
             new = [r for r in rows if (r["pid"], r["timestamp"], r["round"]) not in seen]
             assert all(r["replayed"] == 1 for r in new), f"{name}: rounds ran again"
     client, children = sweep.mlflow_children()
+    record(
+        "sweep driver SIGKILL, then --resume",
+        affected=4 - len(done),
+        completed=sum(rows[-1]["round"] == 5 for rows in after.values()),
+        runs=[4, len(children)],
+        rows=[20, steps_logged(client, children)],
+        recovery_s=round(resume_s, 1),
+    )
     assert len(children) == 4, "no duplicate MLflow runs after --resume"
     for run in children:
         assert run.info.status == "FINISHED"
@@ -286,7 +316,9 @@ def test_mlflow_server_down_mid_sweep_loses_and_doubles_nothing(tmp_path: Path) 
         rounds_while_down = sum(len(rows) for rows in sweep.results().values())
         server = start_mlflow(tmp_path, port)  # same port, same store
         outage = time.monotonic() - down
+        back = time.monotonic()
         assert sweep.wait(driver) == 0, sweep.log.read_text()
+        finished = time.monotonic() - back
         client, children = sweep.mlflow_children()
         history = {
             run.info.run_name: [
@@ -298,6 +330,14 @@ def test_mlflow_server_down_mid_sweep_loses_and_doubles_nothing(tmp_path: Path) 
         stop_mlflow(server)
         end_session(driver.pid)
     print(f"MLflow down for {outage:.0f} s; {rounds_while_down} rounds reported by then")
+    record(
+        f"MLflow server down {outage:.0f} s mid-sweep",
+        affected=2,
+        completed=sum(run.info.status == "FINISHED" for run in children),
+        runs=[2, len(children)],
+        rows=[10, sum(len(v) for v in history.values())],
+        recovery_s=round(finished, 1),
+    )
     assert len(children) == 2 and all(run.info.status == "FINISHED" for run in children)
     for name, steps in history.items():
         assert sorted(steps) == [1, 2, 3, 4, 5], f"{name}: {steps}"
@@ -333,6 +373,16 @@ def test_two_sweeps_at_once_share_the_store_and_the_experiment_safely(tmp_path: 
         stop_mlflow(server)
         for driver in locals().get("drivers", []):
             end_session(driver.pid)
+    entries = [p for p in (tmp_path / "store").iterdir() if p.is_dir() and p.name[0] != "."]
+    record(
+        "two sweeps at once, one store, one experiment",
+        affected=4,
+        completed=sum(r.info.status == "FINISHED" for r in runs if "seed" in r.data.params),
+        runs=[6, len(runs)],
+        rows=[20, sum(len(v) for v in steps.values())],
+        recovery_s=None,
+        embeddings_trained=len(entries),
+    )
     assert codes == [0, 0], [s.log.read_text()[-3000:] for s in sweeps]
     parents = {r.info.run_name: r.info.run_id for r in runs if r.info.run_name.startswith("sweep-")}
     assert set(parents) == {"sweep-fault_two_a", "sweep-fault_two_b"}

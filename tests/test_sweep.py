@@ -166,9 +166,10 @@ def test_trial_progress_round_trips_and_a_damaged_file_is_not_used(tmp_path: Pat
         for r in (1, 2)
     ]
     file = tmp_path / "trial.npz"
-    save_state(file, state, "run123")
-    loaded, run_id = load_state(file)  # type: ignore[misc]
+    save_state(file, state, "run123", "cfg-a")
+    loaded, run_id = load_state(file, "cfg-a")  # type: ignore[misc]
     assert run_id == "run123" and loaded.rounds == state.rounds
+    assert load_state(file, "cfg-b") is None  # progress of another config is not resumed
     np.testing.assert_array_equal(loaded.bought_round, state.bought_round)
     assert list(tmp_path.iterdir()) == [file]  # no temporary left behind
     file.write_bytes(file.read_bytes()[:40])  # truncated, as by a full disk
