@@ -226,7 +226,12 @@ def save_state(file: Path, state: TrialState, run_id: str, config_key: str = "")
     """A trial's progress as one ``.npz`` (labels bought, finished rounds, MLflow run id, the
     config's fingerprint), replaced atomically: a reader sees the old file or the new one."""
     record = json.dumps(
-        {"run_id": run_id, "rounds": [vars(r) for r in state.rounds], "config": config_key}
+        {
+            "run_id": run_id,
+            "rounds": [vars(r) for r in state.rounds],
+            "config": config_key,
+            "pid": os.getpid(),  # the process that ran the last round (for operators, tests)
+        }
     )
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as handle:
