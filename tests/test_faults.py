@@ -212,11 +212,13 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
 
     (rows,) = sweep.results().values()
     rounds = [int(r["round"]) for r in rows]
-    assert rounds == [1, 2, 3, 4, 5], "each round reported once: resumed, not restarted"
-    pids = [int(r["pid"]) for r in rows]
-    assert pids[killed_after - 1] == killed_pid
-    assert all(p != killed_pid for p in pids[killed_after:]), "later rounds ran in a new worker"
-
+    # Resumed, not restarted: no round twice, and the last one done. Tune itself may lose the
+    # report a dying worker had in flight (that round's row is then missing here); MLflow,
+    # checked below, has every round exactly once.
+    assert rounds == sorted(set(rounds)) and rounds[-1] == 5 and rounds[0] == 1, rounds
+    new = [r for r in rows if int(r["round"]) > killed_after]
+    assert [int(r["round"]) for r in new] == list(range(killed_after + 1, 6))
+    assert all(int(r["pid"]) != killed_pid and r["replayed"] == 0 for r in new), "new worker"
     client, children = sweep.mlflow_children()
     record(
         "trial worker SIGKILL mid-round",
@@ -224,7 +226,7 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
         completed=int(rounds[-1] == 5),
         runs=[1, len(children)],
         rows=[5, steps_logged(client, children)],
-        recovery_s=round(float(rows[killed_after]["timestamp"]) - killed_at, 1),
+        recovery_s=round(float(new[0]["timestamp"]) - killed_at, 1),  # to the next new round
     )
     assert len(children) == 1, "one MLflow run for the trial, also after the retry"
     run = children[0]
@@ -243,7 +245,7 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
     logged = {m.step: m.value for m in history}
     assert [logged[r.round] for r in state.rounds] == [r.balanced_accuracy for r in state.rounds]
     assert [float(r["balanced_accuracy"]) for r in rows] == [
-        r.balanced_accuracy for r in state.rounds
+        state.rounds[int(r["round"]) - 1].balanced_accuracy for r in rows
     ]
     artifact = client.download_artifacts(run.info.run_id, "selections.json", str(tmp_path))
     selections = json.loads(Path(artifact).read_text())
