@@ -40,6 +40,8 @@ _FLAGS = {
     "dataset": "--dataset",
     "d_clst": "--d-clst",
     "d_typ": "--d-typ",
+    "space": "--space",
+    "hvae_epochs": "--hvae-epochs",
     "episodes": "--episodes",
     "seed": "--seed",
     "budget": "--budget",
@@ -250,6 +252,8 @@ def run_trial_command(args: argparse.Namespace) -> int:
         d_clst=args.d_clst,
         d_typ=args.d_typ,
         embed_epochs=args.embed_epochs,
+        space=args.space,
+        hvae_epochs=args.hvae_epochs,
     )
     data = prepare_data(config, EmbeddingStore(args.store), show_progress=not args.quiet)
     print(f"trial {config.run_name()}: b = {config.budget_size(data.dataset.n_classes)} a round")
@@ -359,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--d-typ", type=int, help="SimCLR dimension for typicality")
     run.add_argument("--episodes", type=int, default=5)
     run.add_argument("--embed-epochs", type=int, help="override the SimCLR preset's epochs")
+    run.add_argument(
+        "--space",
+        default="simclr",
+        help="where clustering strategies select: simclr, or an HVAE latent "
+        "<hvae|hvae-emb>:z<0|1|2>:<mean|rp> (thesis chapter 3), e.g. hvae:z2:mean",
+    )
+    run.add_argument("--hvae-epochs", type=int, help="override the HVAE preset's epochs")
     run.add_argument("--store", help="embedding store folder")
     run.add_argument(
         "--tracking-uri", help="MLflow URI (default: sqlite:///<cwd>/mlflow.db, absolute)"

@@ -65,6 +65,10 @@ class TrialConfig:
     # set it to vary the representation too.
     embed_seed: int = 0
     mc_passes: int = 20  # T_mc stochastic forward passes for bald/dbal/batchbald
+    # Where clustering strategies select (thesis chapter 3): "simclr", or an HVAE latent such
+    # as "hvae:z2:mean" (on the images) or "hvae-emb:z0:rp" (on the SimCLR embeddings).
+    space: str = "simclr"
+    hvae_epochs: int | None = None  # None = the dataset's HVAE preset
     ssl: SSLClassifierConfig = field(default_factory=SSLClassifierConfig)
     fsl: FSLClassifierConfig = field(default_factory=FSLClassifierConfig)
 
@@ -85,6 +89,21 @@ class TrialConfig:
             low = 0 if name in ("seed", "embed_seed") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(name, f"must be an integer >= {low}, got {value!r}")
+        from alsys.spaces import parse_space
+
+        space = parse_space(self.space)
+        if space.model is not None and (self.d_clst is not None or self.d_typ is not None):
+            raise InputError(
+                "space", f"{self.space} is an HVAE latent; d_clst/d_typ choose SimCLR dimensions"
+            )
+        if space.model == "hvae" and self.dataset == "embeddings":
+            raise InputError("space", "hvae reads images; the embeddings dataset has none")
+        if self.hvae_epochs is not None and (
+            isinstance(self.hvae_epochs, bool)
+            or not isinstance(self.hvae_epochs, int)
+            or self.hvae_epochs < 1
+        ):
+            raise InputError("hvae_epochs", f"must be an integer >= 1, got {self.hvae_epochs!r}")
         for name in ("d_clst", "d_typ"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -148,4 +167,23 @@ class TrialConfig:
         name = f"{self.strategy}-{self.dataset}-{self.budget}-{self.setting}-s{self.seed}"
         if self.d_clst or self.d_typ:
             name += f"-c{self.clustering_dim}-t{self.typicality_dim}"
+        if self.space != "simclr":
+            name += "-" + self.space.replace(":", "-")
+        if self.strategy == "ood_llr":
+            params = self.strategy_params
+            name += f"-{params.get('model', 'hvae')}-llr{params.get('k', 2)}"
+            name += "-inv" if params.get("invert") else ""
         return name
+
+    @property
+    def hvae_models(self) -> list[str]:
+        """The HVAEs this trial reads: its space's, and ood_llr's score model."""
+        from alsys.spaces import parse_space
+
+        models = []
+        space = parse_space(self.space)
+        if space.model is not None:
+            models.append(space.model)
+        if self.strategy == "ood_llr":
+            models.append(str(self.strategy_params.get("model", "hvae")))
+        return sorted(set(models))

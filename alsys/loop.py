@@ -36,6 +36,7 @@ class TrialData:
     features_test: np.ndarray | None
     clst: np.ndarray
     typ: np.ndarray
+    scores: np.ndarray | None = None  # (n,) LLR^{>k} for ood_llr
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -67,12 +68,19 @@ def prepare_data(
                 )
         train, test = dataset.train_features, dataset.test_features
         unit_train = _unit(train)
-        return TrialData(dataset, unit_train, _unit(test), unit_train, unit_train)
+        data = TrialData(dataset, unit_train, _unit(test), unit_train, unit_train)
+        return _with_hvae(config, data, store, show_progress)
     from alsys.embed import DIMENSIONS, simclr_embeddings
+    from alsys.spaces import parse_space
 
-    wanted = {config.clustering_dim, config.typicality_dim}
+    in_hvae = parse_space(config.space).model is not None
+    wanted = set() if in_hvae else {config.clustering_dim, config.typicality_dim}
     if config.setting == "ssl":
         wanted.add(config.ssl.embedding_dim)
+    if not wanted:  # FSL selecting in an HVAE latent: no SimCLR needed here
+        return _with_hvae(
+            config, TrialData(dataset, None, None, _EMPTY, _EMPTY), store, show_progress
+        )
     bad = sorted(d for d in wanted if d not in DIMENSIONS)
     if bad:
         raise InputError(
@@ -93,13 +101,55 @@ def prepare_data(
     )
     unit = {d: _unit(by_dim[d].train) for d in wanted}
     ssl = config.setting == "ssl"
-    return TrialData(
+    any_space = unit[min(wanted)]
+    data = TrialData(
         dataset,
         unit[config.ssl.embedding_dim] if ssl else None,
         _unit(by_dim[config.ssl.embedding_dim].test) if ssl else None,
-        unit[config.clustering_dim],
-        unit[config.typicality_dim],
+        unit.get(config.clustering_dim, any_space),
+        unit.get(config.typicality_dim, any_space),
     )
+    return _with_hvae(config, data, store, show_progress)
+
+
+_EMPTY = np.zeros((0, 0), dtype=np.float32)
+
+
+def _with_hvae(config: TrialConfig, data: TrialData, store: Any, show_progress: bool) -> TrialData:
+    """``data`` with the HVAE parts a trial reads: its space's latent as the clustering and
+    typicality space, and ood_llr's LLR^{>k} scores (each HVAE trained once, in the store)."""
+    if not config.hvae_models:
+        return data
+    from alsys.embed.hvae import hvae_embeddings, space_features
+    from alsys.spaces import parse_space
+
+    def entry(model: str) -> dict[str, np.ndarray]:
+        return hvae_embeddings(
+            config.dataset,
+            model,
+            seed=config.embed_seed,
+            epochs=config.hvae_epochs,
+            store=store,
+            dataset_options=config.dataset_options,
+            simclr={
+                "mode": config.embed_mode,
+                "epochs": config.embed_epochs,
+                "seed": config.embed_seed,
+            },
+            show_progress=show_progress,
+            loaded=data.dataset,
+        )
+
+    clst, scores = data.clst, None
+    space = parse_space(config.space)
+    if space.model is not None:
+        clst = _unit(space_features(entry(space.model), space))
+    if config.strategy == "ood_llr":
+        params = config.strategy_params
+        arrays = entry(str(params.get("model", "hvae")))
+        scores = np.asarray(arrays[f"train_llr{int(params.get('k', 2))}"], dtype=np.float64)
+    typ = clst if space.model is not None else data.typ
+    return TrialData(data.dataset, data.features_train, data.features_test, clst, typ, scores)
 
 
 @dataclass
@@ -251,7 +301,7 @@ def _strategy_pool(
         return Pool(embeddings=features)
     if needs == "embeddings":
         typ = None if config.typicality_dim == config.clustering_dim else data.typ
-        return Pool(embeddings=data.clst, typ_embeddings=typ)
+        return Pool(embeddings=data.clst, typ_embeddings=typ, scores=data.scores)
     if classifier is None or needs == "nothing":
         return Pool(embeddings=data.clst)  # cold start: model-based strategies draw at random
     if needs == "mc_probs":

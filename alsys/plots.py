@@ -97,3 +97,29 @@ def cluster_class_distribution(
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def llr_histogram(
+    scores: dict[str, np.ndarray],
+    path: str | Path,
+    title: str = "LLR$^{>2}$: in- vs out-of-distribution",
+    xlabel: str = "LLR$^{>2}$ (nats)",
+) -> Path:
+    """Overlaid density histograms of a score per named set (thesis Fig. 3.1/3.2)."""
+    plt = _pyplot()
+    finite = {name: np.asarray(v, dtype=np.float64) for name, v in scores.items()}
+    values = np.concatenate([v[np.isfinite(v)] for v in finite.values()])
+    low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
+    bins = np.linspace(low, high if high > low else low + 1, 50)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, v in finite.items():
+        ax.hist(v[np.isfinite(v)], bins=bins, alpha=0.5, density=True, label=f"{name} (n={v.size})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

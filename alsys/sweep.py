@@ -17,8 +17,17 @@ import numpy as np
 from alsys.config import TrialConfig
 from alsys.errors import InputError
 
-AXES = ("strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ")
-SCALARS = ("episodes", "embed_epochs", "embed_mode", "mc_passes", "embed_seed", "ssl", "fsl")
+AXES = ("strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ", "space")
+SCALARS = (
+    "episodes",
+    "embed_epochs",
+    "embed_mode",
+    "mc_passes",
+    "embed_seed",
+    "hvae_epochs",
+    "ssl",
+    "fsl",
+)
 # Each axis may be written singular or plural; either takes one value or a list.
 PLURALS = {
     "strategy": "strategies",
@@ -26,15 +35,28 @@ PLURALS = {
     "budget": "budgets",
     "setting": "settings",
     "seed": "seeds",
+    "space": "spaces",
 }
+
+
+def _selects_in_a_space(strategy: Any) -> bool:
+    """Whether the ``space`` axis matters to a strategy: those that select in embeddings
+    (Coreset reads the classifier's features, model-based ones its outputs)."""
+    from alsys.strategies import REGISTRY
+
+    cls = REGISTRY.get(str(strategy))
+    return cls is not None and cls.needs == "embeddings" and cls.name != "coreset"
 
 
 @dataclass(frozen=True)
 class SweepSpec:
+    """A sweep's space. ``axes["space"]`` may also be a mapping strategy -> list of spaces, and
+    a ``strategy_params`` entry a list of parameter sets (variants, each its own trial)."""
+
     name: str
     axes: dict[str, list[Any]]
     fixed: dict[str, Any] = field(default_factory=dict)
-    strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    strategy_params: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1, "gpu": 0.25})
     max_failures: int = 2
@@ -54,23 +76,47 @@ class SweepSpec:
         except TypeError as error:
             raise InputError(f"{self.name}: ssl/fsl", str(error)) from None
         configs: dict[str, TrialConfig] = {}
-        names = [a for a in AXES if a in self.axes]
+        names = [a for a in AXES if a in self.axes and a != "space"]
         for values in itertools.product(*(self.axes[a] for a in names)):
             point = dict(zip(names, values, strict=True))
             if point.get("strategy") not in self.dims_for:
                 point.pop("d_clst", None)
                 point.pop("d_typ", None)
-            try:
-                config = TrialConfig(
-                    **point,
-                    **fixed,
-                    strategy_params=self.strategy_params.get(point["strategy"], {}),
-                    dataset_options=self.dataset_options,
-                )
-            except TypeError as error:
-                raise InputError(self.name, str(error)) from None
-            configs.setdefault(config.run_name(), config)
+            strategy = point["strategy"]
+            params = self.strategy_params.get(strategy, {})
+            variants = params if isinstance(params, list) else [params]
+            spaces: list[Any] = ["simclr"]
+            if _selects_in_a_space(strategy):
+                spaces = self.spaces_for(strategy)
+            for space, variant in itertools.product(spaces, variants):
+                if not isinstance(variant, dict):
+                    raise InputError(
+                        f"strategy_params.{strategy}", "must be a mapping or a list of mappings"
+                    )
+                try:
+                    config = TrialConfig(
+                        **point,
+                        **fixed,
+                        space=space,
+                        strategy_params=variant,
+                        dataset_options=self.dataset_options,
+                    )
+                except TypeError as error:
+                    raise InputError(self.name, str(error)) from None
+                configs.setdefault(config.run_name(), config)
         return list(configs.values())
+
+    def spaces_for(self, strategy: str) -> list[Any]:
+        """The spaces a strategy's trials select in (``simclr`` when the axis is absent)."""
+        spaces = self.axes.get("space", ["simclr"])
+        if len(spaces) == 1 and isinstance(spaces[0], dict):
+            by_strategy = spaces[0]
+            unknown = sorted(set(by_strategy) - set(self.axes["strategy"]))
+            if unknown:
+                raise InputError("spaces", f"names strategy {unknown[0]!r}, not in this sweep")
+            chosen = by_strategy.get(strategy, ["simclr"])
+            return list(chosen) if isinstance(chosen, list) else [chosen]
+        return spaces
 
 
 def _read_yaml(path: str | Path, smoke: bool, known: set[str]) -> dict[str, Any]:
@@ -147,7 +193,17 @@ def results_table(rows: list[dict[str, Any]]) -> Any:
         return frame
     keys = [
         k
-        for k in ("strategy", "dataset", "budget", "setting", "d_clst", "d_typ", "round")
+        for k in (
+            "strategy",
+            "params",
+            "space",
+            "dataset",
+            "budget",
+            "setting",
+            "d_clst",
+            "d_typ",
+            "round",
+        )
         if k in frame
     ]
     frame = frame.fillna({"d_clst": "-", "d_typ": "-"})

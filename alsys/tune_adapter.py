@@ -17,6 +17,8 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,13 @@ def data_key(config: TrialConfig) -> str:
             "setting": config.setting,
             "d": [config.clustering_dim, config.typicality_dim, config.ssl.embedding_dim],
             "embed": [config.embed_mode, config.embed_epochs, config.embed_seed],
+            "space": config.space,
+            "hvae": [config.hvae_models, config.hvae_epochs],
+            "scores": (
+                [config.strategy_params.get("model", "hvae"), config.strategy_params.get("k", 2)]
+                if config.strategy == "ood_llr"
+                else None
+            ),
         },
         sort_keys=True,
     )
@@ -106,14 +115,23 @@ def _train_embeddings(config_dict: dict[str, Any], store_root: str | None) -> No
     config = TrialConfig.from_dict(config_dict)
     prepare_data(config, store)
     if store.computed:  # another process may have built it while this task waited on the lock
-        print(f"alsys: trained SimCLR embeddings for {config.dataset} into {store.root}")
+        what = "SimCLR and HVAE" if config.hvae_models else "SimCLR"
+        print(f"alsys: trained {what} embeddings for {config.dataset} into {store.root}")
 
 
 def _training_key(config: TrialConfig) -> str:
     """Trials with the same key share one SimCLR training (one store entry)."""
     options = json.dumps(config.dataset_options, sort_keys=True)
     return json.dumps(
-        [config.dataset, options, config.embed_mode, config.embed_epochs, config.embed_seed]
+        [
+            config.dataset,
+            options,
+            config.embed_mode,
+            config.embed_epochs,
+            config.embed_seed,
+            config.hvae_models,
+            config.hvae_epochs,
+        ]
     )
 
 
@@ -170,7 +188,7 @@ def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dic
     return {
         key: (
             dataset_refs[id(data.dataset)],
-            ray.put((data.features_train, data.features_test, data.clst, data.typ)),
+            ray.put((data.features_train, data.features_test, data.clst, data.typ, data.scores)),
         )
         for key, data in ready.items()
     }
@@ -481,6 +499,8 @@ def run_sweep(
                             "d_typ",
                         )
                     },
+                    "space": trial.get("space", "simclr"),
+                    "params": json.dumps(trial.get("strategy_params") or {}, sort_keys=True),
                     "round": record["round"],
                     "balanced_accuracy": record["balanced_accuracy"],
                 }
@@ -493,8 +513,14 @@ def run_sweep(
     return results_table(rows), errors
 
 
-def sweep_main(default_config: Path, argv: list[str] | None = None) -> int:
-    """The command line every sweep script shares."""
+def sweep_main(
+    default_config: Path,
+    argv: list[str] | None = None,
+    after: Callable[[SweepContext], None] | None = None,
+    add_arguments: Callable[[Any], None] | None = None,
+) -> int:
+    """The command line every sweep script shares; ``after`` runs once the sweep succeeded
+    (e.g. sweeps/hvae.py draws its figures then)."""
     import argparse
 
     from alsys.errors import InputError
@@ -514,6 +540,8 @@ def sweep_main(default_config: Path, argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow URI (default sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--experiment", help="MLflow experiment (default: the sweep's name)")
     parser.add_argument("--store", help="embedding store (default $ALSYS_STORE or cache)")
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         spec = load_spec(args.config, smoke=args.smoke)
@@ -534,7 +562,30 @@ def sweep_main(default_config: Path, argv: list[str] | None = None) -> int:
 
     with pd.option_context("display.max_rows", 500, "display.width", 160):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 1 if errors else 0
+    if errors:
+        return 1
+    if after is not None:
+        after(
+            SweepContext(
+                spec,
+                resolve_tracking_uri(args.tracking_uri),
+                args.experiment or spec.name,
+                str(Path(args.store).resolve()) if args.store else None,
+                args,
+            )
+        )
+    return 0
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What a sweep script's ``after`` hook gets: the spec and where things went."""
+
+    spec: SweepSpec
+    tracking_uri: str
+    experiment: str
+    store_root: str | None
+    args: Any  # the parsed command line (argparse.Namespace)
 
 
 def tuning_trainable(

@@ -56,7 +56,12 @@ def check_rounds(state, n_classes: int, budget: int) -> None:
 
 
 @pytest.mark.parametrize("strategy", sorted(REGISTRY))
-def test_every_strategy_runs_two_ssl_rounds(strategy: str, digits: TrialData) -> None:
+def test_every_strategy_runs_two_ssl_rounds(
+    strategy: str, digits: TrialData, store: EmbeddingStore
+) -> None:
+    if strategy == "ood_llr":  # it reads the HVAE's LLR scores besides the embeddings
+        digits = prepare_data(config(strategy, hvae_epochs=2), store)
+        assert digits.scores is not None
     state = run_trial(config(strategy), digits)
     check_rounds(state, 10, 10)
     model_based = REGISTRY[strategy].needs in ("probs", "mc_probs")

@@ -22,6 +22,7 @@ EXPECTED = {
     "supclust",
     "supclust_no_sup",
     "supclust_no_typicality",
+    "ood_llr",  # chapter 3: TypiClust's clusters, picks by the HVAE's LLR
 }
 
 

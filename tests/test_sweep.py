@@ -189,3 +189,67 @@ def test_damaged_tune_state_is_not_restored(tmp_path: Path) -> None:
     assert restorable(tmp_path)
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": [')
     assert not restorable(tmp_path)
+
+
+def test_hvae_sweep_expands_to_the_chapter_3_grid() -> None:
+    trials = load_spec(SWEEPS / "hvae.yaml").trials()
+    assert len(trials) == 3 * (1 + 13 + 4)  # seeds x (random, typiclust spaces, ood variants)
+    typiclust = {t.space for t in trials if t.strategy == "typiclust"}
+    assert typiclust == {"simclr"} | {
+        f"{m}:z{j}:{mode}"
+        for m in ("hvae", "hvae-emb")
+        for j in range(3)
+        for mode in ("rp", "mean")
+    }
+    ood = {(t.space, t.strategy_params["invert"]) for t in trials if t.strategy == "ood_llr"}
+    assert ood == {(s, inv) for s in ("hvae:z2:mean", "simclr") for inv in (False, True)}
+    assert {t.space for t in trials if t.strategy == "random"} == {"simclr"}
+    assert len({t.run_name() for t in trials}) == len(trials)
+    assert len(load_spec(SWEEPS / "hvae.yaml", smoke=True).trials()) == 6
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ("spaces: {typiclust: [simclr], margin: [simclr]}", "spaces"),
+        ('spaces: ["hvae:z9:mean"]', "space"),
+        ("strategy_params: {ood_llr: [invert]}", "strategy_params.ood_llr"),
+        ("hvae_epochs: -1", "hvae_epochs"),
+    ],
+)
+def test_bad_hvae_sweep_fields_are_named(tmp_path: Path, extra: str, field: str) -> None:
+    base = "name: x\nstrategies: [typiclust, ood_llr]\nseeds: [0]\n"
+    (tmp_path / "bad.yaml").write_text(base + extra + "\n")
+    with pytest.raises(InputError, match=field):
+        load_spec(tmp_path / "bad.yaml")
+
+
+@pytest.mark.integration
+def test_hvae_smoke_sweep_tracks_every_trial_and_draws_the_figures(tmp_path: Path) -> None:
+    """The real script, in its own process: local Ray, SQLite MLflow, figures on disk and in
+    MLflow."""
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [sys.executable, str(SWEEPS / "hvae.py"), "--smoke", "--tracking-uri", uri]
+    argv += ["--storage-path", str(tmp_path / "ray"), "--store", str(tmp_path / "store")]
+    argv += ["--figures", str(tmp_path / "figures")]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "hvae:z2:mean" in result.stdout and "hvae-emb:z0:rp" in result.stdout
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("hvae_smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(trials) == 6 and all(r.info.status == "FINISHED" for r in trials)
+    assert {r.data.params["space"] for r in trials} == {"simclr", "hvae:z2:mean", "hvae-emb:z0:rp"}
+    (figures_run,) = [r for r in runs if r.info.run_name == "figures"]
+    logged = {Path(a.path).name for a in client.list_artifacts(figures_run.info.run_id, "figures")}
+    expected = {f"tsne_{m}_z{j}.png" for m in ("hvae", "hvae-emb") for j in range(3)}
+    expected |= {f"{kind}_{m}.png" for kind in ("kl", "llr2") for m in ("hvae", "hvae-emb")}
+    assert logged == expected
+    for name in expected:
+        assert (tmp_path / "figures" / name).stat().st_size > 10_000, name

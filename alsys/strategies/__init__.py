@@ -26,6 +26,7 @@ from alsys.strategies.dbal import DBAL
 from alsys.strategies.entropy import Entropy
 from alsys.strategies.least_confidence import LeastConfidence
 from alsys.strategies.margin import Margin
+from alsys.strategies.ood_llr import OODLLR
 from alsys.strategies.probcover import ProbCover, coverage_graph, purity_delta
 from alsys.strategies.random import Random
 from alsys.strategies.supclust import (
@@ -59,6 +60,7 @@ REGISTRY: dict[str, type[Strategy]] = {
         SUPClust,
         SUPClustNoSup,
         SUPClustNoTypicality,
+        OODLLR,
     )
 }
 
@@ -86,6 +88,7 @@ def make_strategy(name: str, **params: Any) -> Strategy:
 __all__ = [
     "BALD",
     "DBAL",
+    "OODLLR",
     "REGISTRY",
     "BatchBALD",
     "Clustering",

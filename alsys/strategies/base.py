@@ -67,6 +67,8 @@ class Pool:
         probs: (n, classes) class probabilities from the current model.
         mc_probs: (T_mc, n, classes) MC-dropout probability samples.
         clusters: (n,) a precomputed cluster assignment (e.g. SCAN for TypiClust-DC).
+        scores: (n,) a per-point score a strategy ranks by, e.g. the HVAE's LLR^{>2} for
+            ``ood_llr``.
     """
 
     embeddings: FloatArray | None = None
@@ -74,6 +76,7 @@ class Pool:
     probs: FloatArray | None = None
     mc_probs: FloatArray | None = None
     clusters: IntArray | None = None
+    scores: FloatArray | None = None
     n: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +111,12 @@ class Pool:
             if clusters.size and clusters.min() < 0:
                 raise InputError("clusters", "cluster ids must be non-negative")
             sizes["clusters"] = clusters.shape[0]
+        if self.scores is not None:
+            scores = np.asarray(self.scores)
+            if scores.ndim != 1:
+                raise InputError("scores", f"must be 1-D (n,), got shape {scores.shape}")
+            _check_finite("scores", scores)
+            sizes["scores"] = scores.shape[0]
         if not sizes:
             raise InputError("pool", "needs at least one of embeddings, probs or mc_probs")
         if len(set(sizes.values())) != 1:

@@ -234,6 +234,7 @@ class ClusterContext:
     clustering: Clustering
     sizes: IntArray  # (k,)
     labeled_counts: IntArray  # (k,) before this round
+    scores: FloatArray | None = None  # (n,) Pool.scores, for strategies that rank by a score
 
     @cached_property
     def centres64(self) -> FloatArray:
@@ -321,6 +322,7 @@ class ClusterStrategy(Strategy):
             clustering,
             np.bincount(assignment, minlength=k),
             np.bincount(assignment[labeled_mask], minlength=k),
+            None if pool.scores is None else np.asarray(pool.scores, dtype=np.float64),
         )
         by_cluster = np.argsort(assignment, kind="stable")
         bounds = np.searchsorted(assignment[by_cluster], np.arange(k + 1))
