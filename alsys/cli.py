@@ -33,6 +33,7 @@ _FLAGS = {
     "probs": "--probs",
     "mc_probs": "--probs",
     "clusters": "--clusters",
+    "scores": "--scores",
     "labeled": "--labeled",
     "labeled_mask": "--labeled",
     "dims": "--dims",
@@ -173,6 +174,8 @@ def run_select(args: argparse.Namespace) -> int:
         arrays["mc_probs" if probs.ndim == 3 else "probs"] = probs
     if args.clusters:
         arrays["clusters"] = load_array(args.clusters, "--clusters")
+    if args.scores:
+        arrays["scores"] = load_array(args.scores, "--scores")
     if not arrays:
         raise InputError("--embeddings", "give the pool as --embeddings (or --probs)")
     pool = Pool(**arrays)
@@ -318,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument(
         "--clusters", help="a precomputed cluster id per row, .npy of shape (n,) (TypiClust-DC)"
     )
+    select.add_argument(
+        "--scores",
+        help="a score per row, .npy of shape (n,): ood_llr picks by it (an HVAE's LLR^{>2}, "
+        "e.g. train_llr2.npy of an hvae store entry)",
+    )
     select.add_argument("--seed", type=int, default=0, help="seed of all random choices")
     select.add_argument("--out", help="write the JSON here instead of standard output")
     select.add_argument("--quiet", action="store_true", help="no progress or status on stderr")
@@ -420,6 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except OSError as error:  # a full disk, a quota, a read-only folder: the system's word
+        print(f"{prog}: error: {error.strerror or error}", file=sys.stderr)
+        return EXIT_INTERNAL
     except MemoryError:
         print(f"{prog}: error: out of memory; try a smaller pool or budget", file=sys.stderr)
         return EXIT_INTERNAL

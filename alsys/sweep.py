@@ -129,7 +129,10 @@ def _read_yaml(path: str | Path, smoke: bool, known: set[str]) -> dict[str, Any]
     try:
         raw = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as error:
-        raise InputError("--config", f"{path} is not valid YAML: {error}") from None
+        where = getattr(error, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InputError("--config", f"{path} is not valid YAML{at}: {problem}") from None
     if not isinstance(raw, dict):
         raise InputError("--config", f"{path} must hold a mapping")
     smoke_overrides = raw.pop("smoke", {}) or {}

@@ -2,10 +2,12 @@
 
 The fault scenarios are the fault tests themselves (tests/test_faults.py: a trial's worker
 SIGKILLed mid-round, the driver SIGKILLed and the sweep resumed, the MLflow server stopped
-mid-sweep and restarted, two sweeps at once on one store and one experiment), run by pytest
+mid-sweep and restarted, two sweeps at once on one store and one experiment, the disk filling
+during an embedding write: a 1 MiB tmpfs and a file-size limit), run by pytest
 with ALSYS_RELIABILITY_OUT set so each writes its row; plus a corrupted embedding entry,
-measured here directly. Bad inputs: the CLI's bad-input table, the report's and sweeps' bad
-configs, and the hypothesis fuzz of `alsys select`, counted from pytest's JUnit report.
+measured here directly. Bad inputs: the catalogue (tests/test_bad_inputs.py: every command,
+the sweep YAMLs, the Python API), the CLI's bad-input table, and the hypothesis fuzz of
+`alsys select`, counted from pytest's JUnit report.
 
     .venv/bin/python benchmarks/reliability.py      # about 10 minutes on 2 cores
 """
@@ -63,11 +65,14 @@ def main() -> None:
 
     junit = work / "bad.xml"
     bad_tests = [
+        "tests/test_bad_inputs.py",
         "tests/test_cli.py",
         "tests/test_select_fuzz.py",
         "tests/test_sweep.py::test_bad_sweep_configs_fail_naming_the_field",
         "tests/test_sweep.py::test_tuning_spec_rejects_bad_ranges",
         "tests/test_report.py::test_report_of_a_missing_experiment_fails_in_one_line_and_writes_nothing",
+        "tests/test_sweep.py::test_bad_hvae_sweep_fields_are_named",
+        "tests/test_hvae.py::test_bad_hvae_settings_name_the_field",
     ]
     subprocess.run(
         [
@@ -84,7 +89,7 @@ def main() -> None:
     outcomes = [not any(c.tag in ("failure", "error") for c in case) for case in cases]
 
     print(
-        f"\n{'fault':<48} {'affected':>8} {'completed':>9} {'runs exp/found':>15} "
+        f"\n{'fault':<52} {'affected':>8} {'completed':>9} {'runs exp/found':>15} "
         f"{'metric rows exp/found':>22} {'recovery s':>10}"
     )
     for row in rows:
@@ -92,12 +97,12 @@ def main() -> None:
         metric_rows = "/".join(map(str, row["rows"]))
         recovery = "-" if row["recovery_s"] is None else row["recovery_s"]
         print(
-            f"{row['fault']:<48} {row['affected']:>8} {row['completed']:>9} {runs:>15} "
+            f"{row['fault']:<52} {row['affected']:>8} {row['completed']:>9} {runs:>15} "
             f"{metric_rows:>22} {recovery:>10}"
         )
     print(
         f"\nbad inputs: {len(outcomes)} test cases (the fuzz case is 120 hypothesis examples), "
-        f"{sum(outcomes)} refused clearly (one line naming the field, exit 2, no output)"
+        f"{sum(outcomes)} refused clearly (one line naming the field, non-zero exit, no output)"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -435,3 +436,94 @@ def test_two_sweeps_at_once_share_the_store_and_the_experiment_safely(tmp_path: 
     assert len(entries) == 1, "one SimCLR training for both sweeps"
     trained = [s.name for s in sweeps if "alsys: trained SimCLR" in s.log.read_text()]
     assert len(trained) == 1, f"trained in {trained}"
+
+
+DISK_FULL_WRITER = r"""
+import json, os, resource, signal, sys
+import numpy as np
+from alsys.embed.store import EmbeddingStore, StoreWriteError
+
+root, how = sys.argv[1], sys.argv[2]
+if how == "rlimit":  # every file this process writes is capped at 256 KiB
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+store = EmbeddingStore(root)
+spec = {"dataset": "digits", "dims": [512]}
+big = {"train": np.ones((1437, 512), np.float32), "test": np.ones((360, 512), np.float32)}
+out = {}
+try:
+    store.get_or_compute(spec, lambda: big)  # 2.9 MiB for 1 MiB of disk
+    out["error"] = None
+except StoreWriteError as error:
+    out["error"] = str(error)
+    out["errno"] = error.errno
+out["left"] = sorted(p.name for p in store.root.iterdir() if not p.name.endswith(".lock"))
+out["read_back"] = store.load(spec) is not None
+small = {"train": np.ones((10, 8), np.float32)}
+out["small_ok"] = bool((store.get_or_compute({"small": 1}, lambda: small)["train"] == 1).all())
+out["small_read_back"] = EmbeddingStore(root).load({"small": 1}) is not None
+print(json.dumps(out))
+"""
+
+
+def _tmpfs_argv(folder: Path) -> list[str] | None:
+    """A 1 MiB tmpfs at ``folder`` for one command, in a private mount namespace (root, or an
+    unprivileged user namespace); None where neither is allowed."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    probe = subprocess.run(
+        [unshare, "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m none {folder}"],
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        return None
+    return [
+        unshare,
+        "-rm",
+        "sh",
+        "-c",
+        f'mount -t tmpfs -o size=1m none {folder} && exec "$@"',
+        "-",
+    ]
+
+
+@pytest.mark.parametrize("how", ["tmpfs", "rlimit"])
+def test_disk_full_during_an_embedding_write_fails_cleanly(tmp_path: Path, how: str) -> None:
+    """Survives: the store. The write fails with a clear error, no partial entry is left or
+    read as valid, and the store goes on serving (and writing) entries that fit.
+
+    ``tmpfs``: a real 1 MiB filesystem that fills (ENOSPC). ``rlimit``: the writer's file size
+    capped (EFBIG), which needs no mount rights, so it runs everywhere."""
+    store = tmp_path / "store"
+    store.mkdir()
+    argv = [sys.executable, "-c", DISK_FULL_WRITER, str(store), how]
+    if how == "tmpfs":
+        prefix = _tmpfs_argv(store)
+        if prefix is None:
+            pytest.skip("no tmpfs can be mounted here (no root, no user namespaces)")
+        argv = prefix + argv
+    start = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    # numpy's writer reports a short write without an errno; the OS's ENOSPC/EFBIG otherwise
+    assert out["errno"] in (None, {"tmpfs": 28, "rlimit": 27}[how]), out
+    assert (
+        ("disk full" in out["error"])
+        or ("No space" in out["error"])
+        or ("too large" in out["error"])
+    ), out
+    assert "nothing of it was kept" in out["error"] and "\n" not in out["error"]
+    assert out["left"] == [], f"a partial entry or staging folder was left: {out['left']}"
+    assert out["read_back"] is False
+    assert out["small_ok"] and out["small_read_back"]
+    limit = "tmpfs 1 MiB" if how == "tmpfs" else "RLIMIT_FSIZE"
+    record(
+        f"disk full during an embedding write ({limit})",
+        affected=1,
+        completed=int(out["small_ok"] and not out["left"]),
+        runs=["-", "-"],
+        rows=["-", "-"],
+        recovery_s=round(time.perf_counter() - start, 1),
+    )

@@ -6,6 +6,7 @@ torchvision's MD5 sums; the unpacked batches (the official pickled format) are r
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,16 @@ def _ensure_files(name: str, root: Path, download: bool, verify: bool) -> Path:
             raise DatasetUnavailable(name, f"{folder / missing[0]} is missing; get {where}")
         from torchvision.datasets.utils import download_and_extract_archive
 
+        created = [p for p in (root, *root.parents) if not p.exists()]  # ours to remove
         try:
             download_and_extract_archive(
                 spec.url, str(root), filename=spec.filename, md5=spec.tgz_md5
             )
         except Exception as error:  # no network, a proxy, a bad archive: all say the same
+            (root / spec.filename).unlink(missing_ok=True)  # a partial archive is never kept
+            for folder_made in created:  # nor the empty folders made for it
+                with contextlib.suppress(OSError):
+                    folder_made.rmdir()
             raise DatasetUnavailable(
                 name, f"cannot download {where}: {error}. Fetch it elsewhere and unpack it there"
             ) from None

@@ -49,6 +49,15 @@ def spec_key(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
+class StoreWriteError(OSError):
+    """An entry could not be written (a full disk, a quota, a read-only folder); nothing of it
+    was kept, so no later read can mistake a partial entry for a valid one."""
+
+    def __init__(self, errno: int | None, message: str) -> None:
+        super().__init__(message)
+        self.errno, self.strerror = errno, message  # str() is the message alone, one line
+
+
 class MissingEntry(LookupError):
     """A read-only store was asked for an entry it does not hold."""
 
@@ -88,7 +97,12 @@ class EmbeddingStore:
 
     def _write(self, spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         folder = self.path(spec)
-        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{folder.name}.tmp-"))
+        try:
+            staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{folder.name}.tmp-"))
+        except OSError as error:
+            raise StoreWriteError(
+                error.errno, f"cannot write to the embedding store {self.root}: {error.strerror}"
+            ) from error
         try:
             files = {}
             for name, array in arrays.items():
@@ -103,6 +117,13 @@ class EmbeddingStore:
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
             shutil.rmtree(folder, ignore_errors=True)  # a damaged leftover, under the lock
             os.replace(staging, folder)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreWriteError(
+                error.errno,
+                f"could not write embedding entry {folder.name} to {self.root}: "
+                f"{error.strerror or f'{error} (is the disk full?)'}; nothing of it was kept",
+            ) from error
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
