@@ -461,12 +461,14 @@ def hvae_embeddings(
             test_x = prepare_inputs(loaded_data.test_images, "images")
         else:
             train_raw, test_raw = source if source is not None else _features(data())
+            from alsys.loop import _unit
+
             train_x = prepare_inputs(_unit(train_raw), "embeddings")
             stats = (train_x.shift, train_x.scale)
             assert stats[0] is not None and stats[1] is not None
             test_x = prepare_inputs(_unit(test_raw), "embeddings", (stats[0], stats[1]))
         network, history = train_hvae(train_x.x, config, seed, show_progress)
-        arrays = {name: values for name, values in history.items()}
+        arrays = dict(history)
         # The weights too, as plain arrays (never a pickle), for scoring other data later.
         for name, tensor in network.state_dict().items():
             arrays[f"w.{name}"] = tensor.detach().cpu().numpy()
@@ -501,12 +503,6 @@ def load_network(
 
 def _features(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return dataset.train_features, dataset.test_features
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return out
 
 
 def space_features(arrays: dict[str, np.ndarray], space: Space, split: str = "train") -> np.ndarray:
