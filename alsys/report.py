@@ -137,8 +137,8 @@ def learning_curves(report: Report, frame: Any) -> Section:
     data = _largest_dims(frame)
     panels = sorted(data.groupby(["dataset", "budget"]).groups)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    cmap = plt.get_cmap("tab20")
     strategies = sorted(data.strategy.unique())
+    cmap = plt.get_cmap("tab10" if len(strategies) <= 10 else "tab20")
     for ax, (dataset, budget) in zip(axes[0], panels, strict=True):
         here = data[(data.dataset == dataset) & (data.budget == budget)]
         for (strategy, setting), group in here.groupby(["strategy", "setting"]):
@@ -146,7 +146,7 @@ def learning_curves(report: Report, frame: Any) -> Section:
             mean = per_round.balanced_accuracy.mean()
             sem = per_round.balanced_accuracy.agg(_sem)
             x = per_round.n_labeled.mean().to_numpy()
-            colour = cmap(strategies.index(strategy) % 20)
+            colour = cmap(strategies.index(strategy) % cmap.N)
             style = "-" if setting == "ssl" else "--"
             ax.plot(x, mean, style, marker="o", ms=3, color=colour, label=f"{strategy} ({setting})")
             ax.fill_between(x, mean - sem, mean + sem, color=colour, alpha=0.15)
@@ -166,6 +166,16 @@ def learning_curves(report: Report, frame: Any) -> Section:
         )
     )
     return section
+
+
+def _annotate(ax: Any, image: Any, values: Any, fmt: str) -> None:
+    """Write each finite cell's value on a heatmap, black on light cells and white on dark."""
+    for (a, b), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            red, green, blue, _ = image.cmap(image.norm(v))
+            light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+            colour = "black" if light else "white"
+            ax.text(b, a, fmt.format(v), ha="center", va="center", fontsize=6, color=colour)
 
 
 def dim_heatmaps(report: Report, frame: Any) -> Section:
@@ -194,9 +204,7 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
             ).reindex(index=clst, columns=typ)
             ax = axes[i][j]
             image = ax.imshow(grid.to_numpy(), cmap="viridis", origin="lower")
-            for (a, b), v in np.ndenumerate(grid.to_numpy()):
-                if np.isfinite(v):
-                    ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w")
+            _annotate(ax, image, grid.to_numpy(), "{:.2f}")
             ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
             ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
             ax.set_title(f"{strategy}, round {r}", fontsize=8)
@@ -226,9 +234,7 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
         diff = grid.to_numpy() - base_auc
         bound = float(np.nanmax(np.abs(diff))) or 1e-3
         image = ax.imshow(diff, cmap="RdBu", vmin=-bound, vmax=bound, origin="lower")
-        for (a, b), v in np.ndenumerate(diff):
-            if np.isfinite(v):
-                ax.text(b, a, f"{v:+.3f}", ha="center", va="center", fontsize=6)
+        _annotate(ax, image, diff, "{:+.3f}")
         ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
         ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
         ax.set_title(strategy, fontsize=8)

@@ -95,13 +95,21 @@ def learning_curve_png(rounds: list[RoundResult], path: Path, title: str) -> Pat
     return path
 
 
+# MLflow 3's UI opens an experiment in its GenAI layout unless told it holds model training.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def ensure_experiment(client: Any, name: str) -> str:
-    """The id of experiment ``name``, created if absent (a concurrent creator is tolerated)."""
+    """The id of experiment ``name``, created if absent (a concurrent creator is tolerated).
+
+    A new experiment is tagged as model development, so `mlflow ui` opens it on its training
+    runs rather than on GenAI traces.
+    """
     found = with_retries(client.get_experiment_by_name, name)
     if found is not None:
         return str(found.experiment_id)
     try:
-        return str(with_retries(client.create_experiment, name))
+        return str(with_retries(client.create_experiment, name, tags=EXPERIMENT_KIND))
     except Exception:
         again = with_retries(client.get_experiment_by_name, name)
         if again is None:

@@ -14,9 +14,19 @@ bash cluster/local/start.sh >"$work/start.log" || { cat "$work/start.log"; exit 
 source "$ALSYS_LOCAL_DIR/env"
 [ "$RAY_AUTH_MODE" = token ]
 
-ray job submit --working-dir . -- python sweeps/dim_grid.py --smoke \
-  --tracking-uri "$ALSYS_TRACKING_URI" --storage-path "$work/ray_results" \
-  --store "$work/store" >"$work/job.log" 2>&1 || { tail -50 "$work/job.log"; exit 1; }
+# start.sh waited for the head's agent; should the job server still not see it (the agent
+# answers HTTP a moment before it registers), the job was refused, not created: try again.
+for attempt in 1 2 3; do
+  if ray job submit --working-dir . -- python sweeps/dim_grid.py --smoke \
+    --tracking-uri "$ALSYS_TRACKING_URI" --storage-path "$work/ray_results" \
+    --store "$work/store" >"$work/job.log" 2>&1; then
+    break
+  fi
+  grep -q "No available agent to submit job" "$work/job.log" && [ "$attempt" -lt 3 ] ||
+    { tail -50 "$work/job.log"; exit 1; }
+  echo "ray job submit: no agent yet (attempt $attempt); again in 5 s"
+  sleep 5
+done
 grep -q "succeeded" "$work/job.log" || { tail -50 "$work/job.log"; exit 1; }
 
 python - "$ALSYS_TRACKING_URI" <<'PY'

@@ -130,18 +130,54 @@ def mlflow_ui(smoke_sweep: Path, tmp_path: Path) -> Iterator[str]:
 def test_mlflow_ui_shows_the_sweep_its_runs_and_their_metrics(
     mlflow_ui: str, tmp_path: Path
 ) -> None:
+    """What the README tells a researcher to open: the runs table (the parent with its
+    children nested under it), one run, the compare view and a metric over rounds."""
+    import json
+    import urllib.parse
+
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=mlflow_ui)
     experiment = client.get_experiment_by_name("dim_grid_smoke")
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])
-    child = next(r for r in runs if r.info.run_name == "supclust-digits-tiny-ssl-s0-c16-t16")
-    runs_page = f"{mlflow_ui}/#/experiments/{experiment.experiment_id}/runs"
+    children = sorted(
+        (r for r in runs if r.data.tags.get("mlflow.parentRunId")), key=lambda r: r.info.run_name
+    )
+    assert len(runs) == 9 and len(children) == 8
+    exp = experiment.experiment_id
+    runs_page = f"{mlflow_ui}/#/experiments/{exp}/runs?workflowType=machine_learning"
     page = browser.dom(runs_page, budget_ms=15000, tmp=tmp_path)
     assert "sweep-dim_grid_smoke" in page, "the parent run is listed"
+    assert re.search(r"9(</\w+>)? matching runs", page), "all 9 runs found"
+    assert not any(c.info.run_name in page for c in children), "children nest under the parent"
     browser.screenshot(runs_page, "mlflow_runs.png", budget_ms=15000, size="1600,1000")
-    run_page = f"{runs_page}/{child.info.run_id}"
+
+    child = next(c for c in children if c.info.run_name == "supclust-digits-tiny-ssl-s0-c16-t16")
+    run_page = f"{mlflow_ui}/#/experiments/{exp}/runs/{child.info.run_id}"
     page = browser.dom(run_page, budget_ms=15000, tmp=tmp_path)
     assert "supclust-digits-tiny-ssl-s0-c16-t16" in page
     assert "balanced_accuracy" in page, "the run's metrics are shown"
+    assert "sweep-dim_grid_smoke" in page, "its parent run is linked"
     browser.screenshot(run_page, "mlflow_run.png", budget_ms=15000, size="1600,1200")
+
+    picked = [c for c in children if c.info.run_name.startswith("supclust")][:3]
+    ids = json.dumps([c.info.run_id for c in picked])
+    compare = f"{mlflow_ui}/#/compare-runs?runs={ids}&experiments={json.dumps([exp])}"
+    page = browser.dom(compare, budget_ms=15000, tmp=tmp_path)
+    assert all(c.info.run_name in page for c in picked), "the compared runs side by side"
+    for name in ("d_clst", "d_typ", "strategy", "balanced_accuracy"):
+        assert name in page, f"{name} compared"
+    browser.screenshot(compare, "mlflow_compare.png", budget_ms=15000, size="1600,2000")
+
+    key = urllib.parse.quote(json.dumps("balanced_accuracy"))
+    keys = urllib.parse.quote(json.dumps(["balanced_accuracy"]))
+    metric = (
+        f"{mlflow_ui}/#/metric/balanced_accuracy?runs={ids}&metric={key}"
+        f"&experiments={json.dumps([exp])}&plot_metric_keys={keys}&x_axis=step"
+    )
+    page = browser.dom(metric, budget_ms=15000, tmp=tmp_path)
+    assert all(c.info.run_name in page for c in picked)
+    assert "(step=1)" in page and "(step=2)" in page, "balanced accuracy plotted over rounds"
+    assert "<svg" in page or "<canvas" in page
+    browser.screenshot(metric, "mlflow_metric.png", budget_ms=15000, size="1600,1000")

@@ -8,7 +8,8 @@
 #
 # Settings (environment): ALSYS_LOCAL_DIR (state, logs, the MLflow store; default
 # ~/.alsys/local), RAY_PORT (6390), DASHBOARD_PORT (8265), MLFLOW_PORT (5000), NUM_CPUS
-# (all), HOST (127.0.0.1; anything else exposes the job server and MLflow to that network).
+# (all), HOST (127.0.0.1; anything else exposes the job server and MLflow to that network),
+# AGENT_PORT (52365, the head's dashboard agent, which runs submitted jobs).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -18,6 +19,7 @@ RAY_PORT=${RAY_PORT:-6390}
 DASHBOARD_PORT=${DASHBOARD_PORT:-8265}
 MLFLOW_PORT=${MLFLOW_PORT:-5000}
 HOST=${HOST:-127.0.0.1}
+AGENT_PORT=${AGENT_PORT:-52365}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
@@ -45,6 +47,7 @@ cpus=()
 # gives them a session of their own (its id is the recorded pid).
 setsid ray start --head --block --node-ip-address "$HOST" --port "$RAY_PORT" \
   --dashboard-host "$HOST" --dashboard-port "$DASHBOARD_PORT" --temp-dir "$temp" \
+  --dashboard-agent-listen-port "$AGENT_PORT" \
   --disable-usage-stats "${cpus[@]}" >"$dir/ray.log" 2>&1 </dev/null &
 echo $! >"$dir/ray.pid"
 
@@ -53,9 +56,13 @@ setsid mlflow server --host "$HOST" --port "$MLFLOW_PORT" \
   >"$dir/mlflow.log" 2>&1 </dev/null &
 echo $! >"$dir/mlflow.pid"
 
+# Ready means: MLflow answers, the head answers, and the head's dashboard agent answers (the
+# job server hands every submitted job to it and gives up after 10 s, with "No available agent
+# to submit job", when it comes up late, as it can on a busy 2-core machine).
+agent_ready() { curl -s -o /dev/null "http://$HOST:$AGENT_PORT/api/local_raylet_healthz"; }
 for _ in $(seq 1 120); do
   if curl -sf "http://$HOST:$MLFLOW_PORT/health" >/dev/null &&
-    RAY_AUTH_MODE=token ray status --address "$HOST:$RAY_PORT" >/dev/null 2>&1; then
+    RAY_AUTH_MODE=token ray status --address "$HOST:$RAY_PORT" >/dev/null 2>&1 && agent_ready; then
     break
   fi
   kill -0 "$(cat "$dir/ray.pid")" 2>/dev/null || fail "the Ray head exited" "$dir/ray.log"
@@ -65,6 +72,7 @@ done
 curl -sf "http://$HOST:$MLFLOW_PORT/health" >/dev/null || fail "MLflow did not answer" "$dir/mlflow.log"
 RAY_AUTH_MODE=token ray status --address "$HOST:$RAY_PORT" >/dev/null 2>&1 ||
   fail "the Ray head did not answer" "$dir/ray.log"
+agent_ready || fail "the head's dashboard agent did not answer on port $AGENT_PORT" "$dir/ray.log"
 
 cat >"$dir/env" <<ENV
 # source this: the clients then reach the head (token auth on) and the MLflow server
