@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"  # the job's `python` is the head's, started from here
 work=$(mktemp -d)
 export ALSYS_LOCAL_DIR="$work/local" RAY_PORT=${RAY_PORT:-6390} DASHBOARD_PORT=${DASHBOARD_PORT:-8270}
-export MLFLOW_PORT=${MLFLOW_PORT:-5055} NUM_CPUS=2
+export MLFLOW_PORT=${MLFLOW_PORT:-5055} AGENT_PORT=${AGENT_PORT:-52390} NUM_CPUS=2
 trap 'bash cluster/local/stop.sh >/dev/null 2>&1 || true' EXIT
 bash cluster/local/start.sh >"$work/start.log" || { cat "$work/start.log"; exit 1; }
 source "$ALSYS_LOCAL_DIR/env"

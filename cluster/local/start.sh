@@ -38,6 +38,14 @@ fail() {
   exit 1
 }
 
+# Another Ray on this machine may hold the agent's port (52365 is every Ray's default); ours
+# would then start without one and refuse every job. Say so now rather than after a minute.
+if curl -s -o /dev/null "http://127.0.0.1:$AGENT_PORT/"; then
+  echo "start.sh: port $AGENT_PORT (the dashboard agent's) is taken by another process;" \
+    "set AGENT_PORT to a free port" >&2
+  exit 1
+fi
+
 # Ray's temp dir is short (unix socket paths are limited to 107 bytes) and ours alone.
 temp=$(mktemp -d /tmp/alsys-ray-XXXXXX)
 echo "$temp" >"$dir/ray.temp"
@@ -59,7 +67,10 @@ echo $! >"$dir/mlflow.pid"
 # Ready means: MLflow answers, the head answers, and the head's dashboard agent answers (the
 # job server hands every submitted job to it and gives up after 10 s, with "No available agent
 # to submit job", when it comes up late, as it can on a busy 2-core machine).
-agent_ready() { curl -s -o /dev/null "http://$HOST:$AGENT_PORT/api/local_raylet_healthz"; }
+agent_ready() {
+  curl -s -o /dev/null "http://$HOST:$AGENT_PORT/api/local_raylet_healthz" &&
+    ! grep -qs "failed to bind" "$temp"/session_latest/logs/dashboard_agent.log
+}
 for _ in $(seq 1 120); do
   if curl -sf "http://$HOST:$MLFLOW_PORT/health" >/dev/null &&
     RAY_AUTH_MODE=token ray status --address "$HOST:$RAY_PORT" >/dev/null 2>&1 && agent_ready; then
