@@ -64,14 +64,15 @@ setsid mlflow server --host "$HOST" --port "$MLFLOW_PORT" \
   >"$dir/mlflow.log" 2>&1 </dev/null &
 echo $! >"$dir/mlflow.pid"
 
-# Ready means: MLflow answers, the head answers, and the head's dashboard agent answers (the
-# job server hands every submitted job to it and gives up after 10 s, with "No available agent
-# to submit job", when it comes up late, as it can on a busy 2-core machine).
-agent_ready() {
-  curl -s -o /dev/null "http://$HOST:$AGENT_PORT/api/local_raylet_healthz" &&
-    ! grep -qs "failed to bind" "$temp"/session_latest/logs/dashboard_agent.log
-}
+# Ready means: MLflow answers, the head answers, and the head's dashboard agent answers. The
+# job server hands every submitted job to that agent and, without it, refuses the job after
+# 10 s ("No available agent to submit job"). An agent that lost its port to another process
+# stays alive with no HTTP service, so its log is read too.
+agent_log="$temp/session_latest/logs/dashboard_agent.log"
+agent_ready() { curl -s -o /dev/null "http://$HOST:$AGENT_PORT/api/local_raylet_healthz"; }
 for _ in $(seq 1 120); do
+  grep -qs "failed to bind" "$agent_log" &&
+    fail "the dashboard agent could not bind port $AGENT_PORT; set AGENT_PORT" "$agent_log"
   if curl -sf "http://$HOST:$MLFLOW_PORT/health" >/dev/null &&
     RAY_AUTH_MODE=token ray status --address "$HOST:$RAY_PORT" >/dev/null 2>&1 && agent_ready; then
     break
