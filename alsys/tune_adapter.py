@@ -12,6 +12,7 @@ finished round and in its own MLflow run, logging each round exactly once.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -203,6 +204,69 @@ def shared_data(refs: tuple[Any, Any]) -> TrialData:
 PROGRESS_DIR = "alsys_progress"  # one file per trial, beside Tune's experiment state
 
 
+class SweepProgress(tune.Callback):
+    """A tqdm bar on stderr in place of Tune's per-trial tables: the sweep's rounds done, with
+    trials finished, failed and retried beside it, and one line per failure or retry.
+
+    The position is each trial's furthest ``key`` (its round, or the seeds a tuning candidate
+    has done), so rounds a retried trial replays are not counted twice, and a resumed sweep
+    starts where it stood.
+    """
+
+    def __init__(self, trials: int, total: int, key: str = "round", unit: str = "round") -> None:
+        self.trials, self.total, self.key, self.unit = trials, total, key, unit
+        self.bar: Any = None
+        self.retried = 0
+
+    def _show(self, trials: list[Any]) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            interactive = sys.stderr.isatty()
+            self.bar = tqdm(
+                total=self.total,
+                unit=self.unit,
+                desc="sweep",
+                file=sys.stderr,
+                dynamic_ncols=interactive,
+                mininterval=0.5 if interactive else 15,  # a log file gets a line every 15 s
+            )
+        done = sum(t.status == "TERMINATED" for t in trials)
+        failed = sum(t.status == "ERROR" for t in trials)
+        self.bar.set_postfix_str(
+            f"trials {done}/{max(self.trials, len(trials))} done, {failed} failed, "
+            f"{self.retried} retried",
+            refresh=False,
+        )
+        position = sum(int((t.last_result or {}).get(self.key, 0)) for t in trials)
+        self.bar.update(position - self.bar.n)  # redrawn at most every mininterval
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self.bar is None:
+            self._show(trials)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[Any, Any], **info: Any
+    ) -> None:
+        self._show(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._show(trials)
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.retried += 1
+        self._show(trials)
+        self.bar.write(f"alsys: trial {trial} failed and is retried from its last round")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._show(trials)
+        self.bar.write(f"alsys: trial {trial} failed for good; its error: {trial.error_file}")
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self._show(trials)  # also when a resumed sweep had nothing left to run
+        self.bar.close()  # draws the final state
+
+
 class TrialMetrics:
     """Application metrics for the cluster dashboards (ray.util.metrics, scraped by Prometheus
     from every node): rounds finished, labels bought, seconds per selection. Tagged by sweep
@@ -309,12 +373,16 @@ def trainable(
     """
     import faiss
     import torch
+    from threadpoolctl import threadpool_limits
 
     from alsys.tracking import TrialTracker
 
+    # A line per round's checkpoint is noise next to the driver's progress bar.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     cpus = max(1, int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1)))
-    torch.set_num_threads(cpus)  # Ray sets OMP_NUM_THREADS; torch and faiss are set explicitly
-    faiss.omp_set_num_threads(cpus)
+    torch.set_num_threads(cpus)  # Ray sets OMP_NUM_THREADS; torch, faiss and BLAS are set
+    faiss.omp_set_num_threads(cpus)  # explicitly, for a worker that does not honour it
+    threadpool_limits(cpus)
     point = param["grid"]
     config = TrialConfig.from_dict(point["trial"])
     data = shared_data(datasets[point["data_key"]])
@@ -471,7 +539,8 @@ def run_sweep(
                 # Tune restores from the checkpoint its last saved state names, which workers
                 # that ran on for a moment would otherwise have deleted already.
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                verbose=1,
+                callbacks=[SweepProgress(len(trials), sum(c.episodes for c in trials))],
+                verbose=0,  # the bar instead of a config table per trial
             ),
         )
     grid = tuner.fit()
@@ -724,7 +793,19 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
             num_samples=tuning.num_samples,
             reuse_actors=True,
         ),
-        run_config=tune.RunConfig(name=name, storage_path=str(folder.parent), verbose=1),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(folder.parent),
+            callbacks=[
+                SweepProgress(
+                    tuning.num_samples,
+                    tuning.num_samples * len(tuning.seeds),
+                    "seeds_done",
+                    "seed",
+                )
+            ],
+            verbose=0,
+        ),
     ).fit()
     best = grid.get_best_result()
     best_config, best_metrics = best.config or {}, best.metrics or {}

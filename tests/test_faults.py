@@ -213,6 +213,8 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
             killed_after = max(killed_after, len(record_after["rounds"]))
     assert sweep.wait(driver) == 0, sweep.log.read_text()
     assert not alive(killed_pid)
+    log = sweep.log.read_text()
+    assert "failed and is retried from its last round" in log, log[-3000:]  # the driver says so
 
     (reported_rows,) = sweep.results().values()
     # Tune's own log is at least once around a kill: it may lose the report a dying worker had

@@ -62,9 +62,14 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
     ]
     try:
         assert sweep_main(SWEEPS / "dim_grid.yaml", argv) == 0
-        table = capsys.readouterr().out
-        assert "supclust" in table and "typiclust" in table
+        printed = capsys.readouterr()
+        assert "supclust" in printed.out and "typiclust" in printed.out
+        # The progress bar, not a table per trial: 8 trials x 2 rounds, all done.
+        assert "16/16" in printed.err and "trials 8/8 done, 0 failed, 0 retried" in printed.err
+        assert "started with configuration" not in printed.out + printed.err
         assert sweep_main(SWEEPS / "dim_grid.yaml", [*argv, "--resume"]) == 0
+        # Resumed with every trial finished: the bar starts (and stays) full.
+        assert "16/16" in capsys.readouterr().err
     finally:
         ray.shutdown()
     client = MlflowClient(tracking_uri=uri)
