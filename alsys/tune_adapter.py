@@ -18,7 +18,8 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,9 +217,20 @@ class SweepProgress(tune.Callback):
     def __init__(self, trials: int, total: int, key: str = "round", unit: str = "round") -> None:
         self.trials, self.total, self.key, self.unit = trials, total, key, unit
         self.bar: Any = None
-        self.retried = 0
+        self.retried = self.done = self.failed = 0
+        self.furthest: dict[str, int] = {}  # trial id -> its furthest `key`
 
-    def _show(self, trials: list[Any]) -> None:
+    def _recount(self, trials: list[Any]) -> None:
+        """A scan of every trial: at the start and when one ends, not on every result."""
+        self.done = sum(t.status == "TERMINATED" for t in trials)
+        self.failed = sum(t.status == "ERROR" for t in trials)
+        for t in trials:
+            self._advance(t.trial_id, (t.last_result or {}).get(self.key, 0))
+
+    def _advance(self, trial_id: str, value: Any) -> None:
+        self.furthest[trial_id] = max(self.furthest.get(trial_id, 0), int(value or 0))
+
+    def _show(self) -> None:
         from tqdm import tqdm
 
         if self.bar is None:
@@ -231,39 +243,41 @@ class SweepProgress(tune.Callback):
                 dynamic_ncols=interactive,
                 mininterval=0.5 if interactive else 15,  # a log file gets a line every 15 s
             )
-        done = sum(t.status == "TERMINATED" for t in trials)
-        failed = sum(t.status == "ERROR" for t in trials)
         self.bar.set_postfix_str(
-            f"trials {done}/{max(self.trials, len(trials))} done, {failed} failed, "
-            f"{self.retried} retried",
+            f"trials {self.done}/{max(self.trials, len(self.furthest))} done, "
+            f"{self.failed} failed, {self.retried} retried",
             refresh=False,
         )
-        position = sum(int((t.last_result or {}).get(self.key, 0)) for t in trials)
-        self.bar.update(position - self.bar.n)  # redrawn at most every mininterval
+        self.bar.update(sum(self.furthest.values()) - self.bar.n)  # drawn every mininterval
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         if self.bar is None:
-            self._show(trials)
+            self._recount(trials)
+            self._show()
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[Any, Any], **info: Any
     ) -> None:
-        self._show(trials)
+        self._advance(trial.trial_id, result.get(self.key, 0))
+        self._show()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._show(trials)
+        self._recount(trials)
+        self._show()
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.retried += 1
-        self._show(trials)
+        self._show()
         self.bar.write(f"alsys: trial {trial} failed and is retried from its last round")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._show(trials)
+        self._recount(trials)
+        self._show()
         self.bar.write(f"alsys: trial {trial} failed for good; its error: {trial.error_file}")
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self._show(trials)  # also when a resumed sweep had nothing left to run
+        self._recount(trials)  # also when a resumed sweep had nothing left to run
+        self._show()
         self.bar.close()  # draws the final state
 
 
@@ -358,15 +372,27 @@ def _resume_point(progress: Path, key: str) -> tuple[TrialState | None, str | No
     return best[0], best[1], known
 
 
+def trial_name(param: dict[str, Any]) -> str:
+    """The trial's name in its Tune config. Sweeps started by an earlier alsys kept it, with the
+    whole trial config, under ``grid``; their trials find their config by that name."""
+    return str(param["trial"] if "trial" in param else param["grid"]["name"])
+
+
 def trainable(
     param: dict[str, Any],
+    trials: dict[str, dict[str, Any]],
     datasets: dict[str, Any],
     tracking_uri: str,
     experiment: str,
     parent_run_id: str | None,
     progress_dir: str,
+    sweep: str = "",
 ) -> None:
     """One Tune trial: the full loop, resumed from where it got to if it ran before.
+
+    Tune's config is the trial's name (``param["trial"]``); its whole config is in ``trials``
+    (one copy in the object store for the sweep), because Tune encodes a trial's config into
+    every result it logs and every state it saves.
 
     Rounds a previous attempt finished are not run again: those Tune does not have yet are
     reported from the saved progress (``replayed: 1``), the rest are run and reported.
@@ -383,25 +409,31 @@ def trainable(
     torch.set_num_threads(cpus)  # Ray sets OMP_NUM_THREADS; torch, faiss and BLAS are set
     faiss.omp_set_num_threads(cpus)  # explicitly, for a worker that does not honour it
     threadpool_limits(cpus)
-    point = param["grid"]
-    config = TrialConfig.from_dict(point["trial"])
-    data = shared_data(datasets[point["data_key"]])
-    progress = Path(progress_dir) / f"{point['name']}.npz"
+    name = trial_name(param)
+    if name not in trials:
+        raise InputError(
+            "sweep config",
+            f"trial {name} is in Tune's saved state but not in the sweep's config; "
+            "resume with the config the sweep started with",
+        )
+    config = TrialConfig.from_dict(trials[name])
+    data = shared_data(datasets[data_key(config)])
+    progress = Path(progress_dir) / f"{name}.npz"
     key = fingerprint(config)
     state, run_id, known = _resume_point(progress, key)
     node_id = ray.get_runtime_context().get_node_id()
-    metrics = TrialMetrics(str(point.get("sweep", "")), config.strategy)
+    metrics = TrialMetrics(sweep, config.strategy)
     # The run name is unique within a sweep and stable across retries, restores and fresh
     # Tuners: with the parent run it finds this trial's MLflow run when no record has its id.
-    tracker = TrialTracker(
-        config, tracking_uri, experiment, run_id, parent_run_id, trial_key=point["name"]
-    )
+    tracker = TrialTracker(config, tracking_uri, experiment, run_id, parent_run_id, trial_key=name)
 
     def report(result: RoundResult, current: TrialState, replayed: bool) -> None:
         with tempfile.TemporaryDirectory() as folder:
             save_state(Path(folder) / "trial.npz", current, tracker.run_id, key)
             values = {
-                **result.metrics(),
+                # Per-class recalls and label counts go to MLflow only: they would be a column
+                # per class in every result Tune's driver logs and keeps (200 on CIFAR-100).
+                **{k: v for k, v in result.metrics().items() if "_class_" not in k},
                 "round": result.round,
                 "run_id": tracker.run_id,
                 "replayed": int(replayed),
@@ -428,6 +460,26 @@ def trainable(
         tracker.fail(error)
         raise
     tracker.finish(final)
+
+
+@contextmanager
+def result_files() -> Iterator[list[Any]]:
+    """Tune's loggers for a sweep: result.json and progress.csv per trial (what ResultGrid reads
+    back), not its TensorBoard files, which cost the driver more per result than both and add
+    nothing to MLflow. Tune adds its default loggers to the callbacks it is given unless
+    TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is set on the driver while the Tuner runs."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    name = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    before = os.environ.get(name)
+    os.environ[name] = "1"
+    try:
+        yield [JsonLoggerCallback(), CSVLoggerCallback()]  # type: ignore[no-untyped-call]
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
 
 
 def restorable(experiment_dir: Path) -> bool:
@@ -503,56 +555,58 @@ def run_sweep(
     progress_dir.mkdir(parents=True, exist_ok=True)
     print(f"sweep {spec.name}: {len(trials)} trials; MLflow parent run {parent}", file=sys.stderr)
     datasets = prepare_embeddings(trials, store_root)
+    by_name = {c.run_name(): c.to_dict() for c in trials}
     fn = tune.with_parameters(
         trainable,
+        trials=by_name,
         datasets=datasets,
         tracking_uri=tracking_uri,
         experiment=experiment,
         parent_run_id=parent,
         progress_dir=str(progress_dir),
+        sweep=spec.name,
     )
     fn = tune.with_resources(fn, trial_resources(spec.resources))
-    if resume and restorable(experiment_dir):
-        tuner = tune.Tuner.restore(str(experiment_dir), trainable=fn, resume_errored=True)
-    else:
-        space = [
-            {
-                "trial": c.to_dict(),
-                "data_key": data_key(c),
-                "name": c.run_name(),
-                "sweep": spec.name,
-            }
-            for c in trials
-        ]
-        tuner = tune.Tuner(
-            fn,
-            param_space={"grid": tune.grid_search(space)},
-            tune_config=tune.TuneConfig(
-                trial_name_creator=lambda t: t.config["grid"]["name"],
-                reuse_actors=True,  # one worker per CPU slot: imports and MLflow set-up once
-            ),
-            run_config=tune.RunConfig(
-                name=spec.name,
-                storage_path=str(storage),
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                # Every round's checkpoint is kept (a few KiB each): after a driver is killed,
-                # Tune restores from the checkpoint its last saved state names, which workers
-                # that ran on for a moment would otherwise have deleted already.
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                callbacks=[SweepProgress(len(trials), sum(c.episodes for c in trials))],
-                verbose=0,  # the bar instead of a config table per trial
-            ),
-        )
-    grid = tuner.fit()
+    with result_files() as loggers:
+        if resume and restorable(experiment_dir):
+            tuner = tune.Tuner.restore(str(experiment_dir), trainable=fn, resume_errored=True)
+        else:
+            # Tune's config is the trial's name (which spells its axis values) and no more:
+            # Tune copies the grid once per trial and writes the config into every result and
+            # every save of its state; the whole config is in `by_name`.
+            tuner = tune.Tuner(
+                fn,
+                param_space={"trial": tune.grid_search(list(by_name))},
+                tune_config=tune.TuneConfig(
+                    trial_name_creator=lambda t: trial_name(t.config),
+                    reuse_actors=True,  # one worker per CPU slot: imports and MLflow set-up once
+                ),
+                run_config=tune.RunConfig(
+                    name=spec.name,
+                    storage_path=str(storage),
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    # Every round's checkpoint is kept (a few KiB each): after a driver is killed,
+                    # Tune restores from the checkpoint its last saved state names, which workers
+                    # that ran on for a moment would otherwise have deleted already.
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+                    callbacks=[
+                        SweepProgress(len(trials), sum(c.episodes for c in trials)),
+                        *loggers,
+                    ],
+                    verbose=0,  # the bar instead of a config table per trial
+                ),
+            )
+        grid = tuner.fit()
     results = [grid[i] for i in range(len(grid))]
     rows = []
     for result in results:
         if result.metrics_dataframe is None:
             continue
-        trial = (result.config or {})["grid"]["trial"]
+        trial = by_name[trial_name(result.config or {})]
         # A trial resumed from an older checkpoint reports some rounds again (MLflow logs them
         # once); the table keeps each round once.
-        frame = result.metrics_dataframe.drop_duplicates("round", keep="last")
+        frame = result.metrics_dataframe[["round", "balanced_accuracy"]]
+        frame = frame.drop_duplicates("round", keep="last")
         for record in frame.to_dict("records"):
             rows.append(
                 {
@@ -782,31 +836,33 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
         scheduler = ASHAScheduler(
             time_attr="seeds_done", max_t=len(tuning.seeds), grace_period=1, reduction_factor=2
         )
-    grid = tune.Tuner(
-        tune.with_resources(fn, trial_resources(tuning.resources)),
-        param_space=space,
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=scheduler,
-            metric="auc",
-            mode="max",
-            num_samples=tuning.num_samples,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=str(folder.parent),
-            callbacks=[
-                SweepProgress(
-                    tuning.num_samples,
-                    tuning.num_samples * len(tuning.seeds),
-                    "seeds_done",
-                    "seed",
-                )
-            ],
-            verbose=0,
-        ),
-    ).fit()
+    with result_files() as loggers:
+        grid = tune.Tuner(
+            tune.with_resources(fn, trial_resources(tuning.resources)),
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                metric="auc",
+                mode="max",
+                num_samples=tuning.num_samples,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(folder.parent),
+                callbacks=[
+                    SweepProgress(
+                        tuning.num_samples,
+                        tuning.num_samples * len(tuning.seeds),
+                        "seeds_done",
+                        "seed",
+                    ),
+                    *loggers,
+                ],
+                verbose=0,
+            ),
+        ).fit()
     best = grid.get_best_result()
     best_config, best_metrics = best.config or {}, best.metrics or {}
     with_retries(MlflowClient(tracking_uri=uri).set_terminated, parent)

@@ -59,8 +59,11 @@ def spec_for(episodes: int, seeds: int) -> SweepSpec:
 
 def tune_floor(n_trials: int, episodes: int, storage: Path) -> float:
     """Seconds for Tune alone: the same number of trials, each reporting ``episodes`` rounds
-    with a small checkpoint, but doing no work (reused actors, 1 CPU each)."""
+    with a small checkpoint, but doing no work (reused actors, 1 CPU each, the sweep's
+    loggers)."""
     from ray import tune
+
+    from alsys.tune_adapter import result_files
 
     def noop(config: dict[str, int]) -> None:
         for r in range(episodes):
@@ -69,12 +72,15 @@ def tune_floor(n_trials: int, episodes: int, storage: Path) -> float:
                 tune.report({"round": r + 1}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     start = time.perf_counter()
-    tune.Tuner(
-        tune.with_resources(noop, {"cpu": 1}),
-        param_space={"i": tune.grid_search(list(range(n_trials)))},
-        tune_config=tune.TuneConfig(reuse_actors=True),
-        run_config=tune.RunConfig(storage_path=str(storage), name="floor", verbose=0),
-    ).fit()
+    with result_files() as loggers:  # Tune set up as the sweep sets it up
+        tune.Tuner(
+            tune.with_resources(noop, {"cpu": 1}),
+            param_space={"i": tune.grid_search(list(range(n_trials)))},
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(
+                storage_path=str(storage), name="floor", callbacks=loggers, verbose=0
+            ),
+        ).fit()
     return time.perf_counter() - start
 
 

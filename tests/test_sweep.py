@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,17 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
         assert "16/16" in capsys.readouterr().err
     finally:
         ray.shutdown()
+    # Tune keeps a small record per trial: its name as config, the round's summary metrics in
+    # result.json and progress.csv, no TensorBoard files; the driver's environment is restored.
+    experiment_dir = tmp_path / "ray" / "dim_grid_smoke"
+    trial_dirs = [d for d in experiment_dir.iterdir() if (d / "result.json").is_file()]
+    records = [json.loads(line) for d in trial_dirs for line in (d / "result.json").open()]
+    assert len(trial_dirs) == 8 == len({r["config"]["trial"] for r in records})
+    assert all(list(r["config"]) == ["trial"] for r in records)
+    assert all("balanced_accuracy" in r and "recall_class_0" not in r for r in records)
+    assert all((d / "progress.csv").is_file() for d in trial_dirs)
+    assert not list((tmp_path / "ray").rglob("events.out.tfevents*"))
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("dim_grid_smoke")
     runs = client.search_runs([experiment.experiment_id])
@@ -84,6 +97,7 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
         assert child.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
         assert steps == [1, 2]  # each round exactly once, also after --resume
+        assert len(client.get_metric_history(child.info.run_id, "recall_class_9")) == 2
 
 
 @pytest.mark.parametrize(

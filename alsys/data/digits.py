@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from alsys.data.base import Dataset
 
@@ -15,6 +13,11 @@ DIGITS_SPLIT_SEED = 0
 
 def load() -> Dataset:
     """1,437 train / 360 test images, (N, 8, 8, 1) uint8 (pixel values 0-16 scaled to 0-255)."""
+    # Imported here: scikit-learn costs a sweep's every trial worker ~1.3 CPU-s to import, and
+    # workers get their data from the object store, never from this loader.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     images = np.clip(digits.images * 16, 0, 255).astype(np.uint8)[..., None]
     labels = digits.target.astype(np.int64)

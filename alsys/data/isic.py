@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from alsys.data.base import Dataset, DatasetUnavailable, data_root
 from alsys.errors import InputError
@@ -73,6 +72,8 @@ def load_isic2019(
             f"expected {csv} and the image folder {images}/; download both from {SOURCE} "
             f"and unzip them into {folder}",
         )
+    from sklearn.model_selection import train_test_split  # not at import: see digits.load
+
     names, labels = _read_labels(csv)
     pixels = _read_images(images, names, image_size, show_progress)
     train_x, test_x, train_y, test_y = train_test_split(
