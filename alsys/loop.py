@@ -167,9 +167,9 @@ class RoundResult:
     random_fallback: bool
     notes: list[str] = field(default_factory=list)
 
-    def metrics(self) -> dict[str, float]:
-        """Scalar metrics for trackers (per-class values get their own keys)."""
-        out = {
+    def summary(self) -> dict[str, float]:
+        """The round's scalar metrics, one key each whatever the number of classes."""
+        return {
             "accuracy": self.accuracy,
             "balanced_accuracy": self.balanced_accuracy,
             "n_labeled": float(self.n_labeled),
@@ -177,6 +177,10 @@ class RoundResult:
             "training_seconds": self.training_seconds,
             "random_fallback": float(self.random_fallback),
         }
+
+    def metrics(self) -> dict[str, float]:
+        """Scalar metrics for trackers: the summary, and per-class values under their own keys."""
+        out = self.summary()
         out.update({f"recall_class_{c}": r for c, r in enumerate(self.per_class_recall)})
         out.update({f"labeled_class_{c}": float(h) for c, h in enumerate(self.class_histogram)})
         return out

@@ -433,7 +433,7 @@ def trainable(
             values = {
                 # Per-class recalls and label counts go to MLflow only: they would be a column
                 # per class in every result Tune's driver logs and keeps (200 on CIFAR-100).
-                **{k: v for k, v in result.metrics().items() if "_class_" not in k},
+                **result.summary(),
                 "round": result.round,
                 "run_id": tracker.run_id,
                 "replayed": int(replayed),
