@@ -141,12 +141,11 @@ FSL_PRESETS = {
     # Digits (ours): the small CNN, 50 epochs; crops padded by 1 px, no flips (6 vs 9).
     "digits": FSLPreset("small_cnn", 50, 100, 0.025, 1, False, (0.3,), (0.4,)),
 }
+FSL_PRESETS["digits_lt"] = FSL_PRESETS["digits"]  # the same images, fewer of them
 
 
 def fsl_preset(dataset: str, config: FSLClassifierConfig) -> FSLPreset:
-    base = FSL_PRESETS[
-        "digits" if dataset == "digits" else "isic2019" if dataset == "isic2019" else "cifar"
-    ]
+    base = FSL_PRESETS[dataset if dataset in FSL_PRESETS else "cifar"]
     return replace(
         base,
         backbone=config.backbone or base.backbone,

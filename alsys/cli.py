@@ -199,6 +199,7 @@ def run_select(args: argparse.Namespace) -> int:
             for order, (i, why) in enumerate(zip(selection.indices, selection.details, strict=True))
         ],
         "notes": list(selection.notes),
+        "metrics": dict(selection.metrics),
         "alsys_version": __version__,
     }
     text = json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n"
@@ -221,7 +222,8 @@ def run_embed(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise InputError("--epochs", f"must be at least 1, got {args.epochs}")
     store = EmbeddingStore(args.store)
-    options = {"root": args.data_root} if args.data_root and args.dataset != "digits" else {}
+    offline = ("digits", "digits_lt")  # no files, so no --data-root
+    options = {"root": args.data_root} if args.data_root and args.dataset not in offline else {}
     by_dim = simclr_embeddings(
         args.dataset,
         dims,
@@ -340,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train SimCLR embeddings as needed and print where they are. Trainings "
         "are cached in the embedding store, keyed by everything that determines them.",
     )
-    embed.add_argument("--dataset", required=True, help="digits, cifar10, cifar100, ...")
+    embed.add_argument("--dataset", required=True, help="digits, digits_lt, cifar10, ...")
     embed.add_argument("--dims", required=True, help="comma-separated dimensions, e.g. 8,16,32")
     embed.add_argument(
         "--mode",
@@ -361,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one trial (select, label, train, evaluate for --episodes rounds), "
         "print a per-round table and log it to MLflow.",
     )
-    run.add_argument("--dataset", default="digits")
+    run.add_argument("--dataset", default="digits", help="digits, digits_lt, cifar10, ...")
     run.add_argument("--strategy", required=True)
     run.add_argument("--budget", default="tiny", choices=["tiny", "small"])
     run.add_argument("--setting", default="ssl", choices=["ssl", "fsl"])
@@ -374,8 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--space",
         default="simclr",
-        help="where clustering strategies select: simclr, or an HVAE latent "
-        "<hvae|hvae-emb>:z<0|1|2>:<mean|rp> (thesis chapter 3), e.g. hvae:z2:mean",
+        help="where clustering strategies select: simclr, an HVAE latent "
+        "<hvae|hvae-emb>:z<0|1|2>:<mean|rp> (thesis chapter 3) such as hvae:z2:mean, or a "
+        "baseline on the raw images: pixels, or pca:<D> such as pca:32",
     )
     run.add_argument("--hvae-epochs", type=int, help="override the HVAE preset's epochs")
     run.add_argument("--store", help="embedding store folder")

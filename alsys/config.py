@@ -65,8 +65,9 @@ class TrialConfig:
     # set it to vary the representation too.
     embed_seed: int = 0
     mc_passes: int = 20  # T_mc stochastic forward passes for bald/dbal/batchbald
-    # Where clustering strategies select (thesis chapter 3): "simclr", or an HVAE latent such
-    # as "hvae:z2:mean" (on the images) or "hvae-emb:z0:rp" (on the SimCLR embeddings).
+    # Where clustering strategies select (thesis chapter 3): "simclr", an HVAE latent such
+    # as "hvae:z2:mean" (on the images) or "hvae-emb:z0:rp" (on the SimCLR embeddings), or a
+    # baseline on the raw images: "pixels", or "pca:32" (alsys.spaces).
     space: str = "simclr"
     hvae_epochs: int | None = None  # None = the dataset's HVAE preset
     ssl: SSLClassifierConfig = field(default_factory=SSLClassifierConfig)
@@ -94,10 +95,14 @@ class TrialConfig:
         space = parse_space(self.space)
         if space.model is not None and (self.d_clst is not None or self.d_typ is not None):
             raise InputError(
-                "space", f"{self.space} is an HVAE latent; d_clst/d_typ choose SimCLR dimensions"
+                "space", f"{self.space} is not SimCLR; d_clst/d_typ choose SimCLR dimensions"
             )
         if space.model == "hvae" and self.dataset == "embeddings":
             raise InputError("space", "hvae reads images; the embeddings dataset has none")
+        if space.is_baseline and self.dataset == "embeddings":
+            raise InputError(
+                "space", f"{self.space} is computed from images; the embeddings dataset has none"
+            )
         if self.hvae_epochs is not None and (
             isinstance(self.hvae_epochs, bool)
             or not isinstance(self.hvae_epochs, int)
@@ -182,8 +187,8 @@ class TrialConfig:
 
         models = []
         space = parse_space(self.space)
-        if space.model is not None:
-            models.append(space.model)
+        if space.is_hvae:
+            models.append(str(space.model))
         if self.strategy == "ood_llr":
             models.append(str(self.strategy_params.get("model", "hvae")))
         return sorted(set(models))

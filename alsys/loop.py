@@ -28,7 +28,8 @@ class TrialData:
     """Everything a trial reads, prepared once: the dataset and its embeddings.
 
     ``features_*`` feed the SSL classifier (and Coreset in SSL); ``clst``/``typ`` are the
-    D_clst/D_typ spaces the clustering strategies select in (pool rows only).
+    spaces the clustering strategies select in (pool rows only): SimCLR at D_clst/D_typ, or
+    the trial's HVAE latent or baseline space (alsys.spaces) as both.
     """
 
     dataset: Dataset
@@ -54,9 +55,13 @@ def prepare_data(
     """Loads the dataset (unless given) and the embeddings the trial needs (from the store,
     computed once). Equal spaces share one array, so they travel and sit in memory once."""
     from alsys.errors import InputError
+    from alsys.spaces import baseline_features, parse_space
 
     if dataset is None:
         dataset = load_dataset(config.dataset, **config.dataset_options)
+    space = parse_space(config.space)
+    # Model-free and cheap, so computed first: a pca:D the images cannot give fails at once.
+    baseline = _unit(baseline_features(space, dataset)) if space.is_baseline else None
     if dataset.train_features is not None and dataset.test_features is not None:
         native = dataset.train_features.shape[1]
         for name in ("d_clst", "d_typ"):
@@ -71,16 +76,13 @@ def prepare_data(
         data = TrialData(dataset, unit_train, _unit(test), unit_train, unit_train)
         return _with_hvae(config, data, store, show_progress)
     from alsys.embed import DIMENSIONS, simclr_embeddings
-    from alsys.spaces import parse_space
 
-    in_hvae = parse_space(config.space).model is not None
-    wanted = set() if in_hvae else {config.clustering_dim, config.typicality_dim}
+    wanted = set() if space.model is not None else {config.clustering_dim, config.typicality_dim}
     if config.setting == "ssl":
         wanted.add(config.ssl.embedding_dim)
-    if not wanted:  # FSL selecting in an HVAE latent: no SimCLR needed here
-        return _with_hvae(
-            config, TrialData(dataset, None, None, _EMPTY, _EMPTY), store, show_progress
-        )
+    if not wanted:  # FSL selecting outside SimCLR: no SimCLR needed here
+        rows = _EMPTY if baseline is None else baseline
+        return _with_hvae(config, TrialData(dataset, None, None, rows, rows), store, show_progress)
     bad = sorted(d for d in wanted if d not in DIMENSIONS)
     if bad:
         raise InputError(
@@ -106,8 +108,8 @@ def prepare_data(
         dataset,
         unit[config.ssl.embedding_dim] if ssl else None,
         _unit(by_dim[config.ssl.embedding_dim].test) if ssl else None,
-        unit.get(config.clustering_dim, any_space),
-        unit.get(config.typicality_dim, any_space),
+        unit.get(config.clustering_dim, any_space) if baseline is None else baseline,
+        unit.get(config.typicality_dim, any_space) if baseline is None else baseline,
     )
     return _with_hvae(config, data, store, show_progress)
 
@@ -142,8 +144,8 @@ def _with_hvae(config: TrialConfig, data: TrialData, store: Any, show_progress: 
 
     clst, scores = data.clst, None
     space = parse_space(config.space)
-    if space.model is not None:
-        clst = _unit(space_features(entry(space.model), space))
+    if space.is_hvae:
+        clst = _unit(space_features(entry(str(space.model)), space))
     if config.strategy == "ood_llr":
         params = config.strategy_params
         arrays = entry(str(params.get("model", "hvae")))
@@ -166,6 +168,8 @@ class RoundResult:
     training_seconds: float
     random_fallback: bool
     notes: list[str] = field(default_factory=list)
+    strategy_metrics: dict[str, float] = field(default_factory=dict)  # Selection.metrics
+    record: dict[str, Any] | None = None  # Selection.record: what the strategy saw
 
     def summary(self) -> dict[str, float]:
         """The round's scalar metrics, one key each whatever the number of classes."""
@@ -179,8 +183,10 @@ class RoundResult:
         }
 
     def metrics(self) -> dict[str, float]:
-        """Scalar metrics for trackers: the summary, and per-class values under their own keys."""
+        """Scalar metrics for trackers: the summary, per-class values under their own keys, and
+        the selection's diagnostics as ``strategy.<name>``."""
         out = self.summary()
+        out.update({f"strategy.{k}": float(v) for k, v in self.strategy_metrics.items()})
         out.update({f"recall_class_{c}": r for c, r in enumerate(self.per_class_recall)})
         out.update({f"labeled_class_{c}": float(h) for c, h in enumerate(self.class_histogram)})
         return out
@@ -272,6 +278,8 @@ def run_trial(
             training_seconds=training_seconds,
             random_fallback=selection.random_fallback,
             notes=list(selection.notes),
+            strategy_metrics=dict(selection.metrics),
+            record=selection.record,
         )
         state.rounds.append(result)
         if on_round is not None:

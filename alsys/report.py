@@ -62,7 +62,11 @@ def _value(raw: str | None) -> Any:
 
 
 def trial_frame(runs: list[dict[str, Any]]) -> Any:
-    """A pandas frame, one row per (trial run, round), with effective D_clst/D_typ."""
+    """A pandas frame, one row per (trial run, round), with effective D_clst/D_typ.
+
+    A trial that selects outside SimCLR is its own line everywhere: its ``strategy`` carries
+    the space, as in ``typiclust [pca:32]`` (``space`` holds the name alone).
+    """
     import pandas as pd
 
     rows = []
@@ -73,11 +77,14 @@ def trial_frame(runs: list[dict[str, Any]]) -> Any:
         d_clst = _value(params.get("d_clst")) or _value(params.get("ssl.embedding_dim")) or 512
         d_typ = _value(params.get("d_typ")) or d_clst
         labels = dict(run["history"].get("n_labeled", []))
+        space = params.get("space") or "simclr"
+        strategy = params["strategy"] if space == "simclr" else f"{params['strategy']} [{space}]"
         for step, value in run["history"].get("balanced_accuracy", []):
             rows.append(
                 {
                     "run_id": run["run_id"],
-                    "strategy": params["strategy"],
+                    "strategy": strategy,
+                    "space": space,
                     "dataset": params.get("dataset"),
                     "budget": params.get("budget"),
                     "setting": params.get("setting"),
@@ -178,6 +185,55 @@ def _annotate(ax: Any, image: Any, values: Any, fmt: str) -> None:
             ax.text(b, a, fmt.format(v), ha="center", va="center", fontsize=6, color=colour)
 
 
+def _dim_baselines(frame: Any, data: Any) -> list[tuple[str, Any]]:
+    """Chapter 4's baselines in the experiment, as (label, their rows): Random, and TypiClust
+    at the largest (D_clst, D_typ) it ran (512/512 in the thesis)."""
+    found = []
+    random = frame[frame.strategy == "random"]
+    if not random.empty:
+        found.append(("Random", random))
+    typiclust = data[data.strategy == "typiclust"]
+    if not typiclust.empty:
+        top = (int(typiclust.d_clst.max()), int(typiclust.d_typ.max()))
+        at_top = typiclust[(typiclust.d_clst == top[0]) & (typiclust.d_typ == top[1])]
+        if not at_top.empty:
+            found.append((f"TypiClust\n{top[0]}/{top[1]}", at_top))
+    return found
+
+
+def _beside(
+    fig: Any, ax: Any, image: Any, labels: list[str], values: list[float], fmt: str
+) -> None:
+    """The baselines as a column of cells right of a heatmap, on its colour scale (which stays
+    the grid's: a baseline beyond it takes the end colour, and the colorbar an arrow), each
+    with its name and value; then the colorbar."""
+    from mpl_toolkits.axes_grid1 import make_axes_locatable  # type: ignore[import-untyped]
+
+    divider = make_axes_locatable(ax)
+    if labels:
+        strip = divider.append_axes("right", size="30%", pad=0.06)
+        strip.imshow(np.asarray(values, dtype=float)[:, None], cmap=image.cmap, norm=image.norm)
+        strip.set_aspect("auto")
+        for row, (label, value) in enumerate(zip(labels, values, strict=True)):
+            finite = bool(np.isfinite(value))
+            red, green, blue, _ = image.cmap(image.norm(value)) if finite else (1, 1, 1, 1)
+            colour = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+            text = f"{label}\n{fmt.format(value) if finite else 'n/a'}"
+            strip.text(0, row, text, ha="center", va="center", fontsize=6, color=colour)
+        strip.set_xticks([])
+        strip.set_yticks([])
+    low = any(v < image.norm.vmin for v in values if np.isfinite(v))
+    high = any(v > image.norm.vmax for v in values if np.isfinite(v))
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}
+    bar = fig.colorbar(
+        image,
+        cax=divider.append_axes("right", size="8%", pad=0.06),
+        extend=extend.get((low, high), "neither"),
+    )
+    bar.ax.tick_params(labelsize=6)
+    bar.ax.yaxis.set_major_locator(_pyplot().MaxNLocator(4))
+
+
 def dim_heatmaps(report: Report, frame: Any) -> Section:
     section = Section("D_clst x D_typ")
     data = frame[frame.strategy.isin(DIM_STRATEGIES)] if not frame.empty else frame
@@ -190,10 +246,13 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
     strategies = sorted(data.strategy.unique())
     rounds = sorted(data["round"].unique())
     clst, typ = sorted(data.d_clst.unique()), sorted(data.d_typ.unique())
+    baselines = _dim_baselines(frame, data)
+    labels = [label for label, _ in baselines]
+    wide = 0.8 if baselines else 0.0  # room for the baselines' column
     fig, axes = plt.subplots(
         len(strategies),
         len(rounds),
-        figsize=(2.6 * len(rounds) + 1, 2.4 * len(strategies) + 0.5),
+        figsize=((2.6 + wide) * len(rounds) + 1, 2.4 * len(strategies) + 0.5),
         squeeze=False,
     )
     for i, strategy in enumerate(strategies):
@@ -202,6 +261,7 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
             grid = cell.pivot_table(
                 index="d_clst", columns="d_typ", values="balanced_accuracy", aggfunc="mean"
             ).reindex(index=clst, columns=typ)
+            beside = [rows[rows["round"] == r].balanced_accuracy.mean() for _, rows in baselines]
             ax = axes[i][j]
             image = ax.imshow(grid.to_numpy(), cmap="viridis", origin="lower")
             _annotate(ax, image, grid.to_numpy(), "{:.2f}")
@@ -212,9 +272,15 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
                 ax.set_ylabel("D_clst")
             if i == len(strategies) - 1:
                 ax.set_xlabel("D_typ")
-            fig.colorbar(image, ax=ax, fraction=0.046)
+            _beside(fig, ax, image, labels, beside, "{:.2f}")
+    fig.tight_layout()
+    named = " and ".join(label.replace("\n", " at ") for label in labels)
+    beside_note = f"; beside each grid, on its colour scale, the baselines: {named}."
     section.images.append(
-        (report.figure(fig, "dims_per_round.png"), "Mean balanced accuracy over seeds per round.")
+        (
+            report.figure(fig, "dims_per_round.png"),
+            "Mean balanced accuracy over seeds per round" + (beside_note if labels else "."),
+        )
     )
     reference = data[(data.strategy == "typiclust")]
     if reference.empty:
@@ -223,8 +289,9 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
     top = (int(reference.d_clst.max()), int(reference.d_typ.max()))
     base = reference[(reference.d_clst == top[0]) & (reference.d_typ == top[1])]
     base_auc = base.balanced_accuracy.mean()
+    beside = [rows.balanced_accuracy.mean() - base_auc for _, rows in baselines]
     fig, axes = plt.subplots(
-        1, len(strategies), figsize=(4.4 * len(strategies), 3.4), squeeze=False
+        1, len(strategies), figsize=((4.4 + wide) * len(strategies), 3.4), squeeze=False
     )
     for ax, strategy in zip(axes[0], strategies, strict=True):
         cell = data[data.strategy == strategy]
@@ -240,14 +307,15 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
         ax.set_title(strategy, fontsize=8)
         ax.set_xlabel("D_typ")
         ax.set_ylabel("D_clst")
-        fig.colorbar(image, ax=ax, fraction=0.046)
+        _beside(fig, ax, image, labels, beside, "{:+.3f}")
     fig.tight_layout()
     note = "" if top == (512, 512) else " (512/512 is not in this experiment: its largest)"
     section.images.append(
         (
             report.figure(fig, "dims_vs_typiclust.png"),
             f"Mean balanced accuracy over rounds and seeds minus TypiClust at "
-            f"{top[0]}/{top[1]}{note}: blue is better than that TypiClust.",
+            f"{top[0]}/{top[1]}{note}: blue is better than that TypiClust"
+            + (beside_note if labels else "."),
         )
     )
     return section
@@ -397,13 +465,18 @@ def chosen_run(
         report.out / "tsne_selected.png",
         selected=selected,
         seed=config.seed,
-        title=f"t-SNE of D_clst={config.clustering_dim}, {len(selected)} selected (+)",
+        title=f"t-SNE of {_space_name(config)}, {len(selected)} selected (+)",
     )
     section.images.append((tsne.name, "Every selection of the run, all rounds, on the t-SNE."))
     scatter = _typicality_vs_sup(report, config, data, selections)
     if scatter is not None:
         section.images.append(scatter)
     return section
+
+
+def _space_name(config: Any) -> str:
+    """What a run's clustering space is called in titles: D_clst for SimCLR, else its name."""
+    return f"D_clst={config.clustering_dim}" if config.space == "simclr" else config.space
 
 
 def _typicality_vs_sup(

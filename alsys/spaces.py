@@ -4,42 +4,117 @@
 ``<model>:z<layer>:<mode>``: ``hvae`` is trained on the images, ``hvae-emb`` on the SimCLR
 embeddings ("e-z_i"); z0 is the lowest layer, z2 the top; ``mean`` takes z = mu, ``rp`` one
 reparameterised sample z = mu + sigma * eps, drawn once with the HVAE's seed.
+
+Two representation baselines need no model: ``pixels``, the flattened images, and ``pca:D``,
+their projection on the train pool's top D principal components (:func:`baseline_features`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from alsys.errors import InputError
 
+if TYPE_CHECKING:
+    from alsys.data import Dataset
+
 LAYERS = 3
-MODELS = {"hvae": "images", "hvae-emb": "embeddings"}  # space prefix -> what the HVAE reads
+MODELS = {"hvae": "images", "hvae-emb": "embeddings"}  # HVAE space prefix -> what it reads
 MODES = ("mean", "rp")
+BASELINES = ("pixels", "pca")  # spaces computed from the images alone
+VALID = "simclr, pixels, pca:<D>, or <hvae|hvae-emb>:z<0|1|2>:<mean|rp>, e.g. hvae:z2:mean"
 
 
 @dataclass(frozen=True)
 class Space:
-    """Where clustering strategies select: SimCLR (``model`` None) or an HVAE latent."""
+    """Where clustering strategies select: SimCLR (``model`` None), an HVAE latent
+    (``model`` "hvae" or "hvae-emb", with ``layer`` and ``mode``), or a baseline on the raw
+    images (``model`` "pixels", or "pca" with ``dim`` components)."""
 
-    model: str | None = None  # "hvae" (images) or "hvae-emb" (SimCLR embeddings)
+    model: str | None = None
     layer: int = 0
     mode: str = "mean"  # "mean": z = mu; "rp": z = mu + sigma * eps, drawn once (seeded)
+    dim: int | None = None  # pca's number of components D
+
+    @property
+    def is_hvae(self) -> bool:
+        return self.model in MODELS
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.model in BASELINES
 
     def __str__(self) -> str:
-        return "simclr" if self.model is None else f"{self.model}:z{self.layer}:{self.mode}"
+        if self.model is None:
+            return "simclr"
+        if self.model == "pixels":
+            return "pixels"
+        if self.model == "pca":
+            return f"pca:{self.dim}"
+        return f"{self.model}:z{self.layer}:{self.mode}"
 
 
 def parse_space(text: str) -> Space:
-    """``simclr``, or ``<hvae|hvae-emb>:z<0|1|2>:<mean|rp>`` such as ``hvae:z2:mean``."""
+    """``simclr``, ``pixels``, ``pca:<D>`` such as ``pca:32``, or
+    ``<hvae|hvae-emb>:z<0|1|2>:<mean|rp>`` such as ``hvae:z2:mean``."""
+    text = str(text)
     if text == "simclr":
         return Space()
-    parts = str(text).split(":")
-    valid = "simclr or <hvae|hvae-emb>:z<0|1|2>:<mean|rp>, e.g. hvae:z2:mean"
+    if text == "pixels":
+        return Space("pixels")
+    parts = text.split(":")
+    if parts[0] == "pca":
+        # One spelling per D ("pca:32", not "pca:032"): the name keys runs and shared data.
+        if len(parts) != 2 or not re.fullmatch(r"[1-9][0-9]*", parts[1]):
+            raise InputError("space", f"pca takes D >= 1 components, e.g. pca:32; got {text!r}")
+        return Space("pca", dim=int(parts[1]))
     if (
         len(parts) != 3
         or parts[0] not in MODELS
         or parts[1] not in {f"z{j}" for j in range(LAYERS)}
         or parts[2] not in MODES
     ):
-        raise InputError("space", f"expected {valid}; got {text!r}")
+        raise InputError("space", f"expected {VALID}; got {text!r}")
     return Space(parts[0], int(parts[1][1:]), parts[2])
+
+
+def baseline_features(space: Space, dataset: Dataset) -> np.ndarray:
+    """(n, d) float32 features of the train pool in a baseline space, not yet normalised.
+
+    ``pixels``: the images flattened, scaled to [0, 1] (d = H * W * C). ``pca:D``: their
+    projection on the top D principal components of the pool, fitted on the pool alone (d = D).
+    PCA is exact and has no randomness: the eigenvectors of the smaller Gram matrix (X^T X, or
+    X X^T when the pool has fewer images than pixel values), each component's sign fixed so that
+    its largest projection is positive.
+    """
+    images = dataset.train_images
+    if images is None:
+        raise InputError("space", f"{space} reads images; the {dataset.name} dataset has none")
+    n = images.shape[0]
+    x = images.reshape(n, -1).astype(np.float64) / 255.0
+    if space.model == "pixels":
+        return x.astype(np.float32)
+    if space.model != "pca" or space.dim is None:
+        raise ValueError(f"{space} is not a baseline space")
+    n_values = x.shape[1]
+    if space.dim > min(n, n_values):
+        raise InputError(
+            "space",
+            f"{space} asks for {space.dim} components; {dataset.name} has {n_values} pixel "
+            f"values per image and {n} pool images, so D <= {min(n, n_values)}",
+        )
+    x -= x.mean(axis=0)
+    if n >= n_values:
+        _, vectors = np.linalg.eigh(x.T @ x)  # ascending eigenvalues
+        projected = x @ vectors[:, ::-1][:, : space.dim]
+    else:
+        values, vectors = np.linalg.eigh(x @ x.T)
+        top = values[::-1][: space.dim]
+        projected = vectors[:, ::-1][:, : space.dim] * np.sqrt(np.maximum(top, 0.0))
+    largest = projected[np.abs(projected).argmax(axis=0), np.arange(space.dim)]
+    signed: np.ndarray = (projected * np.where(largest < 0, -1.0, 1.0)).astype(np.float32)
+    return signed

@@ -218,6 +218,8 @@ class TrialTracker:
                     "labels": r.selected_labels,
                     "random_fallback": r.random_fallback,
                     "notes": r.notes,
+                    "metrics": r.strategy_metrics,
+                    **({"record": r.record} if r.record is not None else {}),
                 }
                 for r in state.rounds
             ]

@@ -2,7 +2,8 @@
 
 Stages, pycls-style: setup (validate the whole sweep, connect Ray, open the MLflow parent
 run) -> embeddings (every distinct store entry computed once, as parallel Ray tasks) -> launch
-(one Tune trial per trial config) -> collect (a pandas table of mean +- s.e. over seeds).
+(one Tune trial per trial config) -> collect (a compact summary of mean +- s.e. over seeds
+printed, the table per configuration and round written as CSV).
 
 A trial reports every round to Tune with a checkpoint holding its labels bought so far, the
 finished rounds and its MLflow run id, so a retried or resumed trial continues at its last
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -31,7 +33,7 @@ from ray import tune
 from alsys.config import TrialConfig
 from alsys.errors import InputError
 from alsys.loop import RoundResult, TrialData, TrialState, prepare_data, run_trial
-from alsys.sweep import SweepSpec, results_table
+from alsys.sweep import SweepSpec, holdout_text, results_table, summary_text
 
 SWEEP_STATE = "alsys_sweep.json"  # the parent run id, kept beside Tune's experiment state
 
@@ -538,12 +540,15 @@ def run_sweep(
     store_root: str | None,
     resume: bool = False,
 ) -> Any:
-    """Runs (or resumes) the sweep; returns the results table (pandas)."""
+    """Runs (or resumes) the sweep; returns its rows (one per trial and round: the config's
+    fields, ``baseline``, ``round`` and ``balanced_accuracy``) and the trials' errors."""
     from mlflow import MlflowClient
 
     from alsys.tracking import with_retries
 
-    trials = spec.trials()
+    named = spec.named_trials()
+    trials = list(named.values())
+    baselines = spec.baseline_names()
     connect_ray()
     check_tracking(tracking_uri)
     storage = Path(storage_path).resolve()
@@ -555,7 +560,7 @@ def run_sweep(
     progress_dir.mkdir(parents=True, exist_ok=True)
     print(f"sweep {spec.name}: {len(trials)} trials; MLflow parent run {parent}", file=sys.stderr)
     datasets = prepare_embeddings(trials, store_root)
-    by_name = {c.run_name(): c.to_dict() for c in trials}
+    by_name = {name: c.to_dict() for name, c in named.items()}
     fn = tune.with_parameters(
         trainable,
         trials=by_name,
@@ -602,7 +607,8 @@ def run_sweep(
     for result in results:
         if result.metrics_dataframe is None:
             continue
-        trial = by_name[trial_name(result.config or {})]
+        name = trial_name(result.config or {})
+        trial = by_name[name]
         # A trial resumed from an older checkpoint reports some rounds again (MLflow logs them
         # once); the table keeps each round once.
         frame = result.metrics_dataframe[["round", "balanced_accuracy"]]
@@ -624,6 +630,7 @@ def run_sweep(
                     },
                     "space": trial.get("space", "simclr"),
                     "params": json.dumps(trial.get("strategy_params") or {}, sort_keys=True),
+                    "baseline": name in baselines,
                     "round": record["round"],
                     "balanced_accuracy": record["balanced_accuracy"],
                 }
@@ -633,7 +640,7 @@ def run_sweep(
     with_retries(client.set_terminated, parent, status="FAILED" if errors else "FINISHED")
     if errors:
         print(f"{len(errors)} trial(s) failed; first: {errors[0]}", file=sys.stderr)
-    return results_table(rows), errors
+    return rows, errors
 
 
 def sweep_main(
@@ -670,21 +677,26 @@ def sweep_main(
         spec = load_spec(args.config, smoke=args.smoke)
         if args.smoke:
             spec = SweepSpec(**{**vars(spec), "name": spec.name + "_smoke"})
-        table, errors = run_sweep(
+        tracking_uri = resolve_tracking_uri(args.tracking_uri)
+        store_root = str(Path(args.store).resolve()) if args.store else None
+        rows, errors = run_sweep(
             spec,
             storage_path=args.storage_path,
-            tracking_uri=resolve_tracking_uri(args.tracking_uri),
+            tracking_uri=tracking_uri,
             experiment=args.experiment or spec.name,
-            store_root=str(Path(args.store).resolve()) if args.store else None,
+            store_root=store_root,
             resume=args.resume,
         )
     except InputError as error:
         print(f"{default_config.stem}: error: {error}", file=sys.stderr)
         return 2
-    import pandas as pd
-
-    with pd.option_context("display.max_rows", 500, "display.width", 160):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print_results(
+        rows,
+        Path(args.storage_path).resolve() / spec.name / "results.csv",
+        tracking_uri,
+        args.experiment or spec.name,
+        store_root,
+    )
     if errors:
         return 1
     if after is not None:
@@ -698,6 +710,37 @@ def sweep_main(
             )
         )
     return 0
+
+
+def print_results(
+    rows: list[dict[str, Any]],
+    csv: Path,
+    tracking_uri: str,
+    experiment: str,
+    store_root: str | None,
+) -> None:
+    """The end of every sweep, printed here and only here: the compact summary, the file that
+    holds the long table (one row per configuration and round), and the next two commands."""
+    from mlflow import MlflowClient
+
+    from alsys.tracking import with_retries
+
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    results_table(rows).to_csv(csv, index=False)
+    print(summary_text(rows))
+    print(f"\nPer configuration and round (mean, seeds, s.e.): {csv}")
+    found = with_retries(MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name, experiment)
+    runs = "/#/experiments/{}/runs?workflowType=machine_learning".format(
+        found.experiment_id if found else "<id>"
+    )
+    report = ["alsys", "report", "--experiment", experiment, "--tracking-uri", tracking_uri]
+    report += ["--out", f"report/{experiment}", *(["--store", store_root] if store_root else [])]
+    if tracking_uri.startswith(("http://", "https://")):  # the server serves the UI itself
+        ui = f"open {tracking_uri.rstrip('/')}{runs}"
+    else:
+        ui = f"{shlex.join(['mlflow', 'ui', '--backend-store-uri', tracking_uri])}"
+        ui += f"  # then open http://127.0.0.1:5000{runs}"
+    print(f"\nNext:\n  {shlex.join(report)}\n  {ui}")
 
 
 @dataclass(frozen=True)
@@ -758,7 +801,9 @@ def tuning_trainable(
 
 
 def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
-    """Optuna TPE over SUPClust's temperature (log-uniform) and typ_ratio via OptunaSearch."""
+    """Optuna TPE over SUPClust's temperature (log-uniform) and typ_ratio via OptunaSearch on
+    the tuning seeds; then the best parameters, TypiClust and default SUPClust on the held-out
+    seeds."""
     import argparse
 
     import optuna
@@ -866,9 +911,10 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
     best = grid.get_best_result()
     best_config, best_metrics = best.config or {}, best.metrics or {}
     with_retries(MlflowClient(tracking_uri=uri).set_terminated, parent)
+    tuned = {k: float(best_config[k]) for k in ("temperature", "typ_ratio")}
     print(
-        f"best: temperature={best_config['temperature']:.4g} "
-        f"typ_ratio={best_config['typ_ratio']:.4g} auc={best_metrics['auc']:.4f}"
+        f"best: temperature={tuned['temperature']:.4g} typ_ratio={tuned['typ_ratio']:.4g} "
+        f"auc={best_metrics['auc']:.4f} (on the tuning seeds: held-out results below)"
     )
     study = optuna.load_study(study_name=name, storage=storage)
     try:
@@ -881,4 +927,13 @@ def tune_main(default_config: Path, argv: list[str] | None = None) -> int:
         f"load it with optuna.load_study(study_name={name!r}, "
         f"storage=JournalStorage(JournalFileBackend({str(study_file)!r})))"
     )
-    return 0
+    # The held-out seeds, as ordinary trials (Tune, MLflow children of their own parent run).
+    rows, errors = run_sweep(
+        tuning.holdout_spec(f"{name}_holdout", tuned),
+        storage_path=str(folder.parent),
+        tracking_uri=uri,
+        experiment=name,
+        store_root=store_root,
+    )
+    print("\n" + holdout_text(rows, tuning, tuned, float(best_metrics["auc"])))
+    return 1 if errors else 0

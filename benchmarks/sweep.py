@@ -1,9 +1,9 @@
 """Sweep throughput: Tune on 2 CPUs against the same trials one after another in one process.
 
-The trials are dim_grid's smoke grid (8 trials on digits per seed) with the default 5 rounds,
-at several sizes (``--seeds 1 12``: 8 and 96 trials, the last the size of dim_grid's default
-sweep), each measured ``--repeats`` times side by side (sequential, then Tune); the table
-shows medians (about 12 minutes in all on 2 cores).
+The trials are dim_grid's smoke trials (9 on digits per seed: the 8-trial grid and Random) with
+the default 5 rounds, at several sizes (``--seeds 1 12``: 9 and 108 trials, the last a little
+above dim_grid's default sweep of 99), each measured ``--repeats`` times side by side
+(sequential, then Tune); the table shows medians (about 12 minutes in all on 2 cores).
 
 Both sides run one thread per trial (a trial's CPU share is 1): torch, faiss and BLAS
 (threadpoolctl) are held to one thread in the sequential loop, as Ray's OMP_NUM_THREADS and

@@ -39,7 +39,7 @@ runs = client.search_runs([experiment.experiment_id])
 parents = [r for r in runs if r.info.run_name == "sweep-dim_grid_smoke"]
 assert len(parents) == 1 and parents[0].info.status == "FINISHED", parents
 children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-assert len(children) == 8 == len(runs) - 1, [r.info.run_name for r in runs]
+assert len(children) == 9 == len(runs) - 1, [r.info.run_name for r in runs]  # 8 + Random
 for child in children:
     steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
     assert steps == [1, 2], (child.info.run_name, steps)

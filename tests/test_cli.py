@@ -360,3 +360,50 @@ def test_run_prints_rounds_and_logs_to_mlflow(tmp_path: Path) -> None:
     assert lines[0].startswith("trial typiclust-digits-tiny-ssl-s0")
     assert [line.split()[:2] for line in lines[2:4]] == [["1", "10"], ["2", "20"]]
     assert f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}" in lines[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dataset", "strategy", "setting", "space", "name"),
+    [
+        ("digits", "typiclust", "ssl", "pixels", "typiclust-digits-tiny-ssl-s0-pixels"),
+        ("digits", "supclust", "fsl", "pca:16", "supclust-digits-tiny-fsl-s0-pca-16"),
+        ("digits_lt", "typiclust", "ssl", "pca:8", "typiclust-digits_lt-tiny-ssl-s0-pca-8"),
+    ],
+)
+def test_run_selects_in_a_baseline_space(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    dataset: str,
+    strategy: str,
+    setting: str,
+    space: str,
+    name: str,
+) -> None:
+    argv = ["run", "--dataset", dataset, "--strategy", strategy, "--setting", setting]
+    argv += ["--space", space, "--episodes", "2", "--embed-epochs", "2"]
+    assert main([*argv, "--store", str(tmp_path), "--no-track", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"trial {name}: b = 10 a round")
+    assert [line.split()[:2] for line in lines[2:4]] == [["1", "10"], ["2", "20"]]
+    assert "random" not in lines[2] + lines[3]  # selected in the space, not drawn at random
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--space", "pca:0"], "--space: pca takes D >= 1 components"),
+        (["--space", "pca:x"], "--space: pca takes D >= 1 components"),
+        (["--space", "pca:9999"], "--space: pca:9999 asks for 9999 components"),
+        (["--space", "pixels", "--d-clst", "8"], "--space: pixels is not SimCLR"),
+        (["--space", "pixels", "--dataset", "embeddings"], "the embeddings dataset has none"),
+    ],
+)
+def test_run_bad_baseline_space_fails_in_one_line_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    code = main(["run", "--strategy", "typiclust", *extra, "--store", str(tmp_path), "--no-track"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not list(tmp_path.iterdir())  # nothing was trained

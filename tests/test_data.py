@@ -190,3 +190,38 @@ def test_a_tampered_cifar_batch_cannot_run_code(tmp_path: Path) -> None:
     # (once Ray is imported, builtins.print pickles as its safe_print: refused all the same)
     with pytest.raises(DatasetUnavailable, match=r"print is not allowed in a CIFAR batch"):
         load_dataset("cifar10", root=str(tmp_path), verify=False)
+
+
+def test_digits_lt_follows_the_long_tail_profile_and_keeps_the_digits_test_split() -> None:
+    digits, lt = load_dataset("digits"), load_dataset("digits_lt")
+    sizes = np.bincount(digits.train_labels, minlength=10)
+    counts = np.bincount(lt.train_labels, minlength=10)
+    np.testing.assert_array_equal(counts, long_tail_counts(sizes, 10.0))
+    assert counts[0] == sizes[0]  # the head class is kept whole
+    assert counts[-1] == sizes.max() // 10 and np.all(np.diff(counts) < 0)
+    assert lt.metric == "balanced_accuracy" and lt.classes == digits.classes
+    assert lt.train_images is not None and digits.train_images is not None
+    # Every kept image is a digits train image with its own label.
+    pairs = zip(digits.train_images, digits.train_labels, strict=True)
+    rows = {img.tobytes(): int(y) for img, y in pairs}
+    assert [rows[img.tobytes()] for img in lt.train_images] == lt.train_labels.tolist()
+    np.testing.assert_array_equal(lt.test_images, digits.test_images)
+    np.testing.assert_array_equal(lt.test_labels, digits.test_labels)
+
+
+def test_digits_lt_is_deterministic_and_takes_its_ratio() -> None:
+    first, second = load_dataset("digits_lt"), load_dataset("digits_lt")
+    np.testing.assert_array_equal(first.train_images, second.train_images)
+    np.testing.assert_array_equal(first.train_labels, second.train_labels)
+    flat = load_dataset("digits_lt", imbalance_ratio=1)
+    assert flat.n_train == load_dataset("digits").n_train
+    steep = np.bincount(load_dataset("digits_lt", imbalance_ratio=50).train_labels)
+    assert steep[0] > 40 * steep[-1]
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0, -3, "ten", None, True, float("nan"), 1000])
+def test_a_bad_digits_lt_ratio_is_one_line(ratio: object) -> None:
+    with pytest.raises(InputError) as error:
+        load_dataset("digits_lt", imbalance_ratio=ratio)
+    assert error.value.field == "digits_lt.imbalance_ratio"
+    assert "\n" not in str(error.value)

@@ -163,3 +163,67 @@ def test_resnet_backbones_give_512_features(backbone: str) -> None:
     with torch.no_grad():
         assert model.backbone(torch.zeros(2, 3, size, size)).shape == (2, 512)
         assert model(torch.zeros(2, 3, size, size)).shape == (2, 16)
+
+
+def test_backbone_features_are_the_embedding_and_each_dim_has_a_head() -> None:
+    from alsys.embed.simclr import SimCLR
+
+    config = preset("digits")
+    assert config.features == "backbone"  # the reference code's tensor, before the head
+    model = SimCLR(config, out_dim=512, in_channels=1, dims=[8, 64, 512]).eval()
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        features = model.backbone(x)
+        assert features.shape == (4, 512)
+        torch.testing.assert_close(model(x), features)  # the embedding is the backbone output
+        projections = model.projections(x)
+    assert [p.shape for p in projections] == [(4, config.projection_dim)] * 3
+    assert len(model.heads) == 3  # one projection head per trained prefix
+
+
+def test_head_features_keep_the_nested_head_output() -> None:
+    from dataclasses import replace
+
+    from alsys.embed.simclr import SimCLR
+
+    config = replace(preset("digits"), features="head")
+    model = SimCLR(config, out_dim=32, in_channels=1, dims=[8, 32]).eval()
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        z = model(x)
+        projections = model.projections(x)
+    assert z.shape == (4, 32)
+    torch.testing.assert_close(projections[0], z[:, :8])
+    torch.testing.assert_close(projections[1], z)
+
+
+def test_backbone_cannot_embed_wider_than_it_is() -> None:
+    from dataclasses import replace
+
+    from alsys.embed.simclr import SimCLR
+    from alsys.errors import InputError
+
+    config = replace(preset("digits"), backbone="small_cnn")  # 128 features
+    with pytest.raises(InputError, match="128 features"):
+        SimCLR(config, out_dim=512, in_channels=1)
+
+
+def test_digit_affine_shifts_by_a_pixel_at_most() -> None:
+    from dataclasses import replace
+
+    from alsys.embed.augment import random_affine
+
+    image = torch.zeros(1, 1, 8, 8)
+    image[0, 0, 3:5, 3:5] = 1.0  # a 2x2 blob in the centre
+    shift_only = replace(DIGITS_AUGMENT, rotate=0.0, scale=(1.0, 1.0))
+    gen = torch.Generator().manual_seed(0)
+    views = random_affine(image.expand(256, 1, 8, 8), shift_only, gen)
+    ys, xs = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    mass = views.sum(dim=(1, 2, 3))
+    centre_x = (views[:, 0] * xs).sum(dim=(1, 2)) / mass
+    centre_y = (views[:, 0] * ys).sum(dim=(1, 2)) / mass
+    assert float((centre_x - 3.5).abs().max()) <= 1.0 + 1e-5
+    assert float((centre_y - 3.5).abs().max()) <= 1.0 + 1e-5
+    assert float((centre_x - 3.5).abs().max()) > 0.5  # it does move
+    still = replace(shift_only, translate=0.0)
+    torch.testing.assert_close(random_affine(image, still, gen), image)  # identity, exactly

@@ -196,3 +196,51 @@ def test_probcover_purity_rule_takes_k_from_the_dataset() -> None:
     assert "n_classes" not in TrialConfig(
         strategy="probcover", strategy_params={"delta": 0.5}
     ).strategy_kwargs(10)
+
+
+PROBCOVER_TRIAL = TrialConfig(strategy="probcover", dataset="embeddings", episodes=2)
+
+
+def blob_dataset() -> TrialData:
+    """A bring-your-own-embeddings dataset of four blobs: a trial with no SimCLR to train."""
+    from alsys.data.base import Dataset
+    from tests.conftest import blobs
+
+    x, y = blobs(np.random.default_rng(0), n_per_blob=40, n_blobs=4)
+    test = np.arange(0, 160, 4)  # every fourth point is a test point
+    train = np.setdiff1d(np.arange(160), test)
+    dataset = Dataset(
+        "embeddings",
+        ("a", "b", "c", "d"),
+        y[train],
+        y[test],
+        train_features=x[train],
+        test_features=x[test],
+    )
+    return prepare_data(PROBCOVER_TRIAL, dataset=dataset)
+
+
+def test_probcover_trial_reports_its_delta_every_round() -> None:
+    """Selection.metrics -> RoundResult.strategy_metrics -> strategy.* in the tracker's metrics."""
+    state = run_trial(PROBCOVER_TRIAL, blob_dataset())
+    assert len(state.rounds) == 2
+    for result in state.rounds:
+        metrics = result.strategy_metrics
+        assert metrics["delta"] > 0 and 0 <= metrics["delta_purity"] <= 1
+        assert 0 <= metrics["coverage_before"] <= metrics["coverage_after"] <= 1
+        assert result.metrics()["strategy.delta"] == metrics["delta"]
+        assert any(note.startswith(f"delta={metrics['delta']:.6g}") for note in result.notes)
+    assert state.rounds[0].strategy_metrics["coverage_before"] == 0
+
+
+@pytest.mark.integration
+def test_mlflow_logs_probcover_delta_per_round(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    from alsys.tracking import tracked_trial
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    state, run_id = tracked_trial(PROBCOVER_TRIAL, blob_dataset(), uri, experiment="test")
+    history = MlflowClient(tracking_uri=uri).get_metric_history(run_id, "strategy.delta")
+    assert [m.step for m in history] == [1, 2]
+    assert [m.value for m in history] == [r.strategy_metrics["delta"] for r in state.rounds]

@@ -68,9 +68,10 @@ def test_report_shows_every_plot_in_a_browser(smoke_sweep: Path, tmp_path: Path)
     assert len(sizes) == 6 and all(int(w) > 100 and int(h) > 100 for w, h in sizes)
     for title in ("Learning curves", "D_clst x D_typ", "Ablation", "Statistics", "One run"):
         assert f"<h2>{title}" in page
-    assert "8 trial runs (8 finished)" in page
+    assert "9 trial runs (9 finished)" in page  # the 2 x 2 x 2 grid and Random
     assert "too few seeds" in page  # one seed: the statistics say so rather than guess
-    assert "None: all 8 trial runs finished." in page
+    assert "None: all 9 trial runs finished." in page
+    assert "the baselines: Random and TypiClust at 16/16" in page
     browser.screenshot((out / "index.html").as_uri(), "report.png")
     # self-contained: no file or network reference besides the embedded images
     assert not re.search(r'src="(?!data:)', (out / "index.html").read_text())
@@ -144,12 +145,12 @@ def test_mlflow_ui_shows_the_sweep_its_runs_and_their_metrics(
     children = sorted(
         (r for r in runs if r.data.tags.get("mlflow.parentRunId")), key=lambda r: r.info.run_name
     )
-    assert len(runs) == 9 and len(children) == 8
+    assert len(runs) == 10 and len(children) == 9
     exp = experiment.experiment_id
     runs_page = f"{mlflow_ui}/#/experiments/{exp}/runs?workflowType=machine_learning"
     page = browser.dom(runs_page, budget_ms=15000, tmp=tmp_path)
     assert "sweep-dim_grid_smoke" in page, "the parent run is listed"
-    assert re.search(r"9(</\w+>)? matching runs", page), "all 9 runs found"
+    assert re.search(r"10(</\w+>)? matching runs", page), "all 10 runs found"
     assert not any(c.info.run_name in page for c in children), "children nest under the parent"
     browser.screenshot(runs_page, "mlflow_runs.png", budget_ms=15000, size="1600,1000")
 
@@ -181,3 +182,60 @@ def test_mlflow_ui_shows_the_sweep_its_runs_and_their_metrics(
     assert "(step=1)" in page and "(step=2)" in page, "balanced accuracy plotted over rounds"
     assert "<svg" in page or "<canvas" in page
     browser.screenshot(metric, "mlflow_metric.png", budget_ms=15000, size="1600,1000")
+
+
+def test_dimension_heatmaps_draw_the_baselines_beside_each_grid(tmp_path: Path) -> None:
+    """Chapter 4's panels on made-up results: beside each grid, Random and TypiClust at the
+    largest D pair, named and with their values."""
+    from typing import Any
+
+    import pandas as pd
+
+    from alsys.report import Report, dim_heatmaps
+
+    rows = []
+    for strategy, d_clst, d_typ, value in [
+        *[("typiclust", c, t, 0.60 + 0.001 * t) for c in (8, 16, 32) for t in (8, 16, 32)],
+        *[("supclust", c, t, 0.62 + 0.001 * t) for c in (8, 16, 32) for t in (8, 16, 32)],
+        ("random", 512, 512, 0.40),
+    ]:
+        for seed in (0, 1):
+            for r in (1, 2):
+                rows.append(
+                    {
+                        "run_id": f"{strategy}{d_clst}{d_typ}{seed}",
+                        "strategy": strategy,
+                        "dataset": "digits",
+                        "budget": "tiny",
+                        "setting": "ssl",
+                        "seed": seed,
+                        "d_clst": d_clst,
+                        "d_typ": d_typ,
+                        "round": r,
+                        "n_labeled": 10 * r,
+                        "balanced_accuracy": value + 0.1 * r,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    texts: dict[str, list[str]] = {}
+
+    class Drawn(Report):
+        def figure(self, fig: Any, name: str) -> str:
+            texts[name] = [t.get_text() for ax in fig.axes for t in ax.texts]
+            return super().figure(fig, name)
+
+    section = dim_heatmaps(Drawn("x", tmp_path), frame)
+    assert [name for name, _ in section.images] == ["dims_per_round.png", "dims_vs_typiclust.png"]
+    assert all("the baselines: Random and TypiClust at 32/32." in c for _, c in section.images)
+    per_round = texts["dims_per_round.png"]
+    for r in (1, 2):  # once beside each strategy's grid of that round
+        assert per_round.count(f"Random\n{0.40 + 0.1 * r:.2f}") == 2
+        assert per_round.count(f"TypiClust\n32/32\n{0.632 + 0.1 * r:.2f}") == 2
+    # Over rounds, against TypiClust at 32/32: Random 0.55 - 0.782.
+    assert texts["dims_vs_typiclust.png"].count("Random\n-0.232") == 2
+    assert texts["dims_vs_typiclust.png"].count("TypiClust\n32/32\n+0.000") == 2
+    # Without Random runs, only TypiClust stands beside the grids.
+    (tmp_path / "y").mkdir()
+    section = dim_heatmaps(Drawn("y", tmp_path / "y"), frame[frame.strategy != "random"])
+    assert all(c.endswith("the baselines: TypiClust at 32/32.") for _, c in section.images)
+    assert not any(t.startswith("Random") for t in texts["dims_per_round.png"])

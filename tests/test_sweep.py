@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from alsys.errors import InputError
-from alsys.sweep import load_spec
+from alsys.sweep import SweepSpec, load_spec
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
@@ -17,9 +18,115 @@ SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 def test_dim_grid_default_is_the_embedded_one() -> None:
     spec = load_spec(SWEEPS / "dim_grid.yaml")
     trials = spec.trials()
-    assert len(trials) == 2 * 4 * 4 * 3  # strategies x D_clst x D_typ x seeds
+    # strategies x D_clst x D_typ x seeds, + Random per seed (TypiClust 64/64 is a grid trial)
+    assert len(trials) == 2 * 4 * 4 * 3 + 3
     assert {t.dataset for t in trials} == {"digits"} and {t.setting for t in trials} == {"ssl"}
-    assert len(load_spec(SWEEPS / "dim_grid.yaml", smoke=True).trials()) == 8
+    assert len(load_spec(SWEEPS / "dim_grid.yaml", smoke=True).trials()) == 8 + 1
+
+
+@pytest.mark.parametrize(("smoke", "top", "seeds"), [(False, 64, 3), (True, 16, 1)])
+def test_dim_grid_runs_random_and_typiclust_at_the_largest_pair_as_baselines(
+    smoke: bool, top: int, seeds: int
+) -> None:
+    spec = load_spec(SWEEPS / "dim_grid.yaml", smoke=smoke)
+    named = spec.named_trials()
+    baselines = spec.baseline_names()
+    random = {name for name, c in named.items() if c.strategy == "random"}
+    assert len(random) == seeds, "Random once per seed, not once per D pair"
+    assert all(named[n].d_clst is None and named[n].d_typ is None for n in random)
+    typiclust = {n for n in baselines if named[n].strategy == "typiclust"}
+    assert {(named[n].d_clst, named[n].d_typ) for n in typiclust} == {(top, top)}
+    assert len(typiclust) == seeds and baselines == random | typiclust
+    grid = {n for n, c in named.items() if c.d_clst is not None}
+    assert typiclust <= grid, "the TypiClust baseline is the grid's own trial, run once"
+    assert len(named) == len(grid) + seeds
+
+
+@pytest.mark.parametrize(
+    ("baselines", "field"),
+    [
+        ("[{strategy: random, d_clst: 8}]", r"baselines\[0\]\.d_clst"),
+        ("[{strategy: typiclust, d_typ: max}]", r"baselines\[0\]\.d_typ: max needs"),
+        ("[{strategy: random}, {strategy: nope}]", "strategy"),
+        ("[{strategy: random, colour: blue}]", r"baselines\[0\]\.colour"),
+        ("[random]", r"baselines\[0\]"),
+        ("random", "baselines"),
+    ],
+)
+def test_bad_baselines_fail_naming_the_field(tmp_path: Path, baselines: str, field: str) -> None:
+    text = f"name: x\nstrategies: [typiclust]\nseeds: [0]\nbaselines: {baselines}\n"
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(InputError, match=field) as error:
+        load_spec(tmp_path / "bad.yaml")
+    assert "\n" not in str(error.value)
+
+
+def test_parameter_sets_of_one_strategy_are_separate_trials_with_separate_names() -> None:
+    spec = SweepSpec(
+        name="x",
+        axes={"strategy": ["supclust", "random"], "seed": [0]},
+        strategy_params={"supclust": [{"temperature": 0.5, "typ_ratio": 0.2}, {}]},
+    )
+    assert sorted(spec.named_trials()) == [
+        "random-digits-tiny-ssl-s0",
+        "supclust-digits-tiny-ssl-s0-default",
+        "supclust-digits-tiny-ssl-s0-temperature0.5-typ_ratio0.2",
+    ]
+
+
+def _rows(spec: SweepSpec, rounds: int) -> list[dict[str, object]]:
+    """Made-up results of every trial of a spec: one row per trial and round."""
+    baselines = spec.baseline_names()
+    return [
+        {
+            "strategy": c.strategy,
+            "dataset": c.dataset,
+            "budget": c.budget,
+            "setting": c.setting,
+            "seed": c.seed,
+            "d_clst": c.d_clst,
+            "d_typ": c.d_typ,
+            "space": c.space,
+            "params": json.dumps(c.strategy_params),
+            "baseline": name in baselines,
+            "round": r,
+            "balanced_accuracy": 0.1 * r + 0.01 * c.seed + (0.05 if c.strategy == "random" else 0),
+        }
+        for name, c in spec.named_trials().items()
+        for r in range(1, rounds + 1)
+    ]
+
+
+def test_summary_is_a_grid_per_strategy_with_the_baselines_beside_it() -> None:
+    from alsys.sweep import results_table, summary_text
+
+    rows = _rows(load_spec(SWEEPS / "dim_grid.yaml"), rounds=5)
+    text = summary_text(rows)
+    for strategy in ("typiclust", "supclust"):
+        assert f"{strategy}, digits tiny ssl: D_clst (rows) x D_typ (columns)" in text
+    assert "D_clst\\D_typ      8     16     32     64" in text
+    # Mean over rounds of 0.1 r (0.3) plus 0.01 x seed, mean over seeds 0-2 (0.01).
+    assert "          64  0.310  0.310  0.310  0.310" in text
+    assert "typiclust 64/64 (baseline)   0.310 ± 0.006" in text
+    assert "random (baseline)            0.360 ± 0.006" in text
+    assert len(text.splitlines()) < 25, "no line per round"
+    table = results_table(rows)  # the long table (the CSV): one row per configuration x round
+    assert len(table) == (2 * 4 * 4 + 1) * 5 and set(table.seeds) == {3}
+    assert table[table.baseline].strategy.value_counts().to_dict() == {"typiclust": 5, "random": 5}
+
+
+@pytest.mark.parametrize("name", ["main_results", "ablation", "hvae"])
+def test_summary_of_the_other_sweeps_is_one_line_per_configuration(name: str) -> None:
+    from alsys.sweep import configuration_means, summary_text
+
+    rows = _rows(load_spec(SWEEPS / f"{name}.yaml", smoke=True), rounds=2)
+    text = summary_text(rows)
+    assert "D_clst (rows)" not in text and "Mean ± s.e. over seeds:" in text
+    means = configuration_means(rows)
+    assert all(strategy in text for strategy in means.strategy)
+    # A line per configuration, a column per dataset/budget/setting (main_results: SSL, FSL).
+    configurations = means.drop_duplicates(["strategy", "space", "params"])
+    assert len(text.splitlines()) == 4 + len(configurations)
 
 
 @pytest.mark.parametrize(
@@ -66,12 +173,33 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
         assert sweep_main(SWEEPS / "dim_grid.yaml", argv) == 0
         printed = capsys.readouterr()
         assert "supclust" in printed.out and "typiclust" in printed.out
-        # The progress bar, not a table per trial: 8 trials x 2 rounds, all done.
-        assert "16/16" in printed.err and "trials 8/8 done, 0 failed, 0 retried" in printed.err
+        # The progress bar, not a table per trial: 9 trials (8 + Random) x 2 rounds, all done.
+        assert "18/18" in printed.err and "trials 9/9 done, 0 failed, 0 retried" in printed.err
         assert "started with configuration" not in printed.out + printed.err
+        # It ends with the compact summary, where the long table went, and the next commands.
+        out = printed.out
+        for strategy in ("typiclust", "supclust"):
+            assert f"{strategy}, digits tiny ssl: D_clst (rows) x D_typ (columns)" in out
+        assert re.search(r"typiclust 16/16 \(baseline\) +0\.\d{3} \(1 seed\)", out)
+        assert re.search(r"random \(baseline\) +0\.\d{3} \(1 seed\)", out)
+        csv = tmp_path / "ray" / "dim_grid_smoke" / "results.csv"
+        assert f"Per configuration and round (mean, seeds, s.e.): {csv}" in out
+        store = tmp_path / "store"
+        assert (
+            f"alsys report --experiment dim_grid_smoke --tracking-uri {uri} "
+            f"--out report/dim_grid_smoke --store {store}"
+        ) in out
+        assert f"mlflow ui --backend-store-uri {uri}" in out
+        assert "d_clst" not in out and " sem" not in out, "the long table is in the CSV only"
+        assert out.rstrip().splitlines()[-1].startswith("  mlflow ui ")
+        import pandas as pd
+
+        table = pd.read_csv(csv)
+        assert len(table) == 9 * 2 and set(table["round"]) == {1, 2}  # configurations x rounds
+        assert set(table[table.baseline].strategy) == {"random", "typiclust"}
         assert sweep_main(SWEEPS / "dim_grid.yaml", [*argv, "--resume"]) == 0
         # Resumed with every trial finished: the bar starts (and stays) full.
-        assert "16/16" in capsys.readouterr().err
+        assert "18/18" in capsys.readouterr().err
     finally:
         ray.shutdown()
     # Tune keeps a small record per trial: its name as config, the round's summary metrics in
@@ -79,7 +207,7 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
     experiment_dir = tmp_path / "ray" / "dim_grid_smoke"
     trial_dirs = [d for d in experiment_dir.iterdir() if (d / "result.json").is_file()]
     records = [json.loads(line) for d in trial_dirs for line in (d / "result.json").open()]
-    assert len(trial_dirs) == 8 == len({r["config"]["trial"] for r in records})
+    assert len(trial_dirs) == 9 == len({r["config"]["trial"] for r in records})
     assert all(list(r["config"]) == ["trial"] for r in records)
     assert all("balanced_accuracy" in r and "recall_class_0" not in r for r in records)
     assert all((d / "progress.csv").is_file() for d in trial_dirs)
@@ -91,8 +219,9 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
     parents = [r for r in runs if r.info.run_name == "sweep-dim_grid_smoke"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(children) == 8 == len(runs) - 1
-    assert len({r.info.run_name for r in children}) == 8
+    assert len(children) == 9 == len(runs) - 1
+    assert len({r.info.run_name for r in children}) == 9
+    assert sum(r.data.params["strategy"] == "random" for r in children) == 1
     for child in children:
         assert child.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
@@ -136,6 +265,32 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
         ray.shutdown()
     out = capsys.readouterr().out
     assert "best: temperature=" in out and "typ_ratio=" in out
+    # Then the held-out table: the tuned parameters, default SUPClust and TypiClust on seeds
+    # the tuning never saw, each mean +- s.e. over those seeds, and the tuning value disowned.
+    held_out = out[out.index("Held-out seeds 2, 3 (tuned on seeds 0, 1)") :]
+    assert re.search(
+        r"\nsupclust tuned: temperature=[\d.e-]+ typ_ratio=[\d.e-]+ +0\.\d{3} ± ", held_out
+    )
+    assert re.search(r"\nsupclust default: temperature=1 typ_ratio=0\.1 +0\.\d{3} ± ", held_out)
+    assert re.search(r"\ntypiclust +0\.\d{3} ± 0\.\d{3} +2\n", held_out)
+    assert "not a result" in held_out
+    from mlflow import MlflowClient
+
+    from alsys.sweep import load_tuning_spec
+
+    tuning = load_tuning_spec(SWEEPS / "tune_supclust.yaml", smoke=True)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tune_supclust_smoke")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.info.run_name == "sweep-tune_supclust_smoke_holdout"]
+    held = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(held) == 3 * 2 and all(r.info.status == "FINISHED" for r in held)
+    assert {int(r.data.params["seed"]) for r in held} == set(tuning.holdout_seeds) == {2, 3}
+    assert not set(tuning.holdout_seeds) & set(tuning.seeds)
+    candidates = [r for r in runs if "seeds" in r.data.params]
+    assert len(candidates) == 4
+    assert all(json.loads(r.data.params["seeds"]) == tuning.seeds for r in candidates)
     journal = tmp_path / "ray" / "tune_supclust_smoke" / "optuna_journal.log"
     study = optuna.load_study(
         study_name="tune_supclust_smoke", storage=JournalStorage(JournalFileBackend(str(journal)))
@@ -171,6 +326,41 @@ def test_tuning_spec_rejects_bad_ranges(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"search\.temperature"):
         load_tuning_spec(tmp_path / "t.yaml")
+
+
+def test_held_out_seeds_must_be_disjoint_from_the_tuning_seeds(tmp_path: Path) -> None:
+    from alsys.sweep import load_tuning_spec
+
+    text = (SWEEPS / "tune_supclust.yaml").read_text().split("\nsmoke:")[0]
+    for line, problem in (
+        ("holdout_seeds: [2, 3]", "disjoint from the tuning seeds; both hold 2"),
+        ("holdout_seeds: []", "needs a list of integers >= 0"),
+        ("holdout_seeds: [x]", "needs a list of integers >= 0"),
+        ("", "holdout_seeds: needs seeds disjoint from seeds"),
+    ):
+        kept = [row for row in text.splitlines() if not row.startswith("holdout_seeds:")]
+        (tmp_path / "t.yaml").write_text("\n".join([*kept, line]) + "\n")
+        with pytest.raises(InputError, match="holdout_seeds") as error:
+            load_tuning_spec(tmp_path / "t.yaml")
+        assert problem in str(error.value) and "\n" not in str(error.value)
+
+
+def test_held_out_evaluation_is_three_trials_per_held_out_seed() -> None:
+    from alsys.sweep import load_tuning_spec
+
+    tuning = load_tuning_spec(SWEEPS / "tune_supclust.yaml")
+    assert tuning.seeds == [0, 1, 2] and len(tuning.holdout_seeds) == 10
+    spec = tuning.holdout_spec("h", {"temperature": 0.25, "typ_ratio": 0.5})
+    trials = spec.named_trials()
+    assert len(trials) == 3 * 10
+    assert {c.seed for c in trials.values()} == set(tuning.holdout_seeds)
+    params = {(c.strategy, json.dumps(c.strategy_params)) for c in trials.values()}
+    assert params == {
+        ("supclust", json.dumps({"temperature": 0.25, "typ_ratio": 0.5})),
+        ("supclust", "{}"),
+        ("typiclust", "{}"),
+    }
+    assert {c.episodes for c in trials.values()} == {tuning.base.episodes}
 
 
 def test_trial_progress_round_trips_and_a_damaged_file_is_not_used(tmp_path: Path) -> None:
@@ -272,3 +462,83 @@ def test_hvae_smoke_sweep_tracks_every_trial_and_draws_the_figures(tmp_path: Pat
     assert logged == expected
     for name in expected:
         assert (tmp_path / "figures" / name).stat().st_size > 10_000, name
+
+
+BASELINE_SWEEP = """name: baselines
+dataset: digits
+setting: fsl
+budget: tiny
+strategies: [random, typiclust]
+seeds: [0]
+spaces: [pixels, pca:16]
+episodes: 2
+fsl: {epochs: 2}
+resources: {cpu: 1, gpu: 0}
+"""
+
+
+def test_baseline_spaces_are_a_sweep_axis(tmp_path: Path) -> None:
+    (tmp_path / "baselines.yaml").write_text(BASELINE_SWEEP)
+    trials = load_spec(tmp_path / "baselines.yaml").trials()
+    assert sorted(t.run_name() for t in trials) == [
+        "random-digits-tiny-fsl-s0",
+        "typiclust-digits-tiny-fsl-s0-pca-16",
+        "typiclust-digits-tiny-fsl-s0-pixels",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spaces", "message"),
+    [
+        ("[pca:0]", "pca takes D >= 1"),
+        ("[pca:x]", "pca takes D >= 1"),
+        ("[pixel]", "expected simclr, pixels, pca:<D>"),
+    ],
+)
+def test_bad_baseline_spaces_in_a_sweep_are_named(
+    tmp_path: Path, spaces: str, message: str
+) -> None:
+    text = BASELINE_SWEEP.replace("[pixels, pca:16]", spaces)
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(InputError, match=message) as error:
+        load_spec(tmp_path / "bad.yaml")
+    assert error.value.field == "bad.yaml: space"
+
+
+@pytest.mark.integration
+def test_baseline_space_sweep_tracks_each_space_on_a_real_ray(tmp_path: Path) -> None:
+    import ray
+    from mlflow import MlflowClient
+
+    from alsys.tune_adapter import sweep_main
+
+    # Without random, which would read SimCLR: FSL in a baseline space trains no embedding.
+    (tmp_path / "baselines.yaml").write_text(BASELINE_SWEEP.replace("random, ", ""))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri]
+    argv += ["--store", str(tmp_path / "store")]
+    try:
+        assert sweep_main(tmp_path / "baselines.yaml", argv) == 0
+    finally:
+        ray.shutdown()
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("baselines")
+    runs = client.search_runs([experiment.experiment_id])
+    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
+    assert {r.data.params["space"] for r in trials} == {"pixels", "pca:16"}
+    assert {r.info.run_name for r in trials} == {
+        "typiclust-digits-tiny-fsl-s0-pixels",
+        "typiclust-digits-tiny-fsl-s0-pca-16",
+    }
+    for trial in trials:
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "accuracy")]
+        assert steps == [1, 2]
+
+
+def test_digits_lt_is_a_sweep_dataset_with_its_ratio(tmp_path: Path) -> None:
+    text = BASELINE_SWEEP.replace("dataset: digits", "dataset: digits_lt")
+    (tmp_path / "lt.yaml").write_text(text + "dataset_options: {imbalance_ratio: 20}\n")
+    trials = load_spec(tmp_path / "lt.yaml").trials()
+    assert {t.dataset for t in trials} == {"digits_lt"}
+    assert {t.dataset_options["imbalance_ratio"] for t in trials} == {20}

@@ -13,12 +13,14 @@ from typing import Any
 from alsys.data.base import Dataset, DatasetUnavailable, data_root
 from alsys.data.cifar import load_cifar10, load_cifar10_lt, load_cifar100, long_tail_counts
 from alsys.data.digits import load as load_digits
+from alsys.data.digits import load_lt as load_digits_lt
 from alsys.data.embeddings import load_embeddings
 from alsys.data.isic import load_isic2019
 from alsys.errors import InputError, lookup
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": load_digits,
+    "digits_lt": load_digits_lt,
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "cifar10_lt": load_cifar10_lt,

@@ -137,6 +137,20 @@ def long_tail_counts(class_sizes: np.ndarray, imbalance_ratio: float) -> np.ndar
     return capped
 
 
+def check_imbalance_ratio(dataset: str, imbalance_ratio: Any) -> float:
+    """``imbalance_ratio`` as a float; anything but a finite number >= 1 is an InputError."""
+    if (
+        isinstance(imbalance_ratio, bool)
+        or not isinstance(imbalance_ratio, int | float)
+        or not np.isfinite(imbalance_ratio)
+        or imbalance_ratio < 1
+    ):
+        raise InputError(
+            f"{dataset}.imbalance_ratio", f"must be a number >= 1, got {imbalance_ratio!r}"
+        )
+    return float(imbalance_ratio)
+
+
 def long_tail_subset(labels: np.ndarray, imbalance_ratio: float, seed: int) -> np.ndarray:
     """Sorted train indices of the long-tailed subset: a function of the ratio and the seed."""
     n_classes = int(labels.max()) + 1
@@ -154,8 +168,7 @@ def load_cifar10_lt(
     verify: bool = True,
 ) -> Dataset:
     """CIFAR-10 with an exponentially long-tailed train pool; the test split stays balanced."""
-    if not imbalance_ratio >= 1:
-        raise InputError("cifar10_lt.imbalance_ratio", f"must be >= 1, got {imbalance_ratio}")
+    check_imbalance_ratio("cifar10_lt", imbalance_ratio)
     full = load_cifar("cifar10", root, download, verify)
     assert full.train_images is not None
     keep = long_tail_subset(full.train_labels, imbalance_ratio, subset_seed)

@@ -18,9 +18,15 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentConfig:
+    crop: bool = True
     crop_scale: tuple[float, float] = (0.2, 1.0)  # TypiClust SimCLR RandomResizedCrop
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
+    # Random affine (off for CIFAR): rotation in degrees, scale range, translation as a fraction
+    # of the image side; the uncovered border is black (a digit's background).
+    rotate: float = 0.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    translate: float = 0.0
     jitter_p: float = 0.8
     brightness: float = 0.4
     contrast: float = 0.4
@@ -32,7 +38,14 @@ class AugmentConfig:
 CIFAR_AUGMENT = AugmentConfig()
 # Digits: small images whose identity changes under flips or heavy crops.
 DIGITS_AUGMENT = AugmentConfig(
-    crop_scale=(0.6, 1.0), flip=False, saturation=0.0, hue=0.0, grayscale_p=0.0
+    crop=False,
+    flip=False,
+    rotate=10.0,
+    scale=(0.9, 1.1),
+    translate=0.125,  # one pixel of eight
+    saturation=0.0,
+    hue=0.0,
+    grayscale_p=0.0,
 )
 
 
@@ -43,13 +56,16 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Ten
 def random_resized_crop(
     images: torch.Tensor, config: AugmentConfig, gen: torch.Generator
 ) -> torch.Tensor:
-    """Crops a random area and aspect ratio, resized back to the input size (bilinear)."""
+    """Crops a random area and aspect ratio, resized back to the input size (bilinear), and
+    mirrors half the images when ``config.flip``; without ``config.crop`` it only mirrors."""
     n = images.shape[0]
-    area = _uniform(n, *config.crop_scale, gen)
-    log_ratio = _uniform(n, math.log(config.crop_ratio[0]), math.log(config.crop_ratio[1]), gen)
-    ratio = torch.exp(log_ratio)
-    width = torch.sqrt(area * ratio).clamp(max=1.0)  # fractions of the image side
-    height = torch.sqrt(area / ratio).clamp(max=1.0)
+    width = height = torch.ones(n)
+    if config.crop:
+        area = _uniform(n, *config.crop_scale, gen)
+        low, high = math.log(config.crop_ratio[0]), math.log(config.crop_ratio[1])
+        ratio = torch.exp(_uniform(n, low, high, gen))
+        width = torch.sqrt(area * ratio).clamp(max=1.0)  # fractions of the image side
+        height = torch.sqrt(area / ratio).clamp(max=1.0)
     centre_x = (2 * torch.rand(n, generator=gen) - 1) * (1 - width)
     centre_y = (2 * torch.rand(n, generator=gen) - 1) * (1 - height)
     sign = torch.ones(n)
@@ -64,6 +80,22 @@ def random_resized_crop(
     return F.grid_sample(
         images, grid, mode="bilinear", padding_mode="reflection", align_corners=False
     )
+
+
+def random_affine(
+    images: torch.Tensor, config: AugmentConfig, gen: torch.Generator
+) -> torch.Tensor:
+    """Rotates, scales and shifts each image by its own random amounts (bilinear, zero border)."""
+    n = images.shape[0]
+    angle = _uniform(n, -config.rotate, config.rotate, gen) * (math.pi / 180)
+    scale = _uniform(n, *config.scale, gen)
+    shift = _uniform(2 * n, -config.translate, config.translate, gen).view(n, 2) * 2  # [-1, 1]
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos, -sin, shift[:, 0]
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin, cos, shift[:, 1]
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _gray(images: torch.Tensor) -> torch.Tensor:
@@ -117,7 +149,9 @@ def random_grayscale(images: torch.Tensor, p: float, gen: torch.Generator) -> to
 
 def augment(images: torch.Tensor, config: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """One SimCLR view of a batch (n, C, H, W) in [0, 1]; same shape, values in [0, 1]."""
-    out = random_resized_crop(images, config, gen)
+    out = random_resized_crop(images, config, gen) if config.crop or config.flip else images
+    if config.rotate or config.translate or config.scale != (1.0, 1.0):
+        out = random_affine(out, config, gen)
     out = color_jitter(out, config, gen)
     out = random_grayscale(out, config.grayscale_p, gen)
     return out.clamp(0, 1)

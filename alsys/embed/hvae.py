@@ -97,7 +97,7 @@ class HVAEConfig:
 
 def hvae_preset(dataset: str, input: str, epochs: int | None = None) -> HVAEConfig:
     """Per dataset: digits trains in seconds on a CPU; CIFAR and ISIC want a GPU."""
-    small = dataset in ("digits", "embeddings")
+    small = dataset in ("digits", "digits_lt", "embeddings")
     config = HVAEConfig(
         input=input,
         epochs=60 if small else 100,  # digits: 60 epochs, ~20 s on 2 CPU cores

@@ -1,11 +1,18 @@
 """SimCLR (Chen et al. 2020) as the thesis trains it (Table A.2), with a nested-dimension mode.
 
 - Backbone: CIFAR-style ResNet18 (3x3 stem, no max-pool; ResNet34 for CIFAR-100), or a small
-  CNN for digits. A projection head maps its features to D dimensions; the D-dimensional head
-  output is the embedding used downstream (thesis chapter 4).
+  CNN for digits; each gives 512 features.
+- Which tensor is the embedding (``SimCLRConfig.features``):
+  - ``"backbone"`` (default): the backbone's features before the projection head, as the
+    reference code takes them (``pre_lasts`` in the SCAN/TypiClust code) and as SimCLR
+    prescribes ("we discard the projection head", thesis 2.3). The embedding at D is the first D
+    backbone features; each trained D has its own projection head on that prefix.
+  - ``"head"``: the D-dimensional projection-head output (one reading of thesis chapter 4,
+    "SimCLR models trained with output dimension D"); it serves the contrastive task, and on
+    digits it loses class structure the longer SimCLR trains.
 - Loss: NT-Xent. ``mode="nested"`` (beyond the thesis, after Matryoshka representation
-  learning) averages the loss over the prefixes z[:, :d] for every d in ``dims``, so one training
-  yields every dimension; ``mode="separate"`` trains one model per D.
+  learning) averages the loss over every D in ``dims``, so one training yields every dimension;
+  ``mode="separate"`` trains one model per D.
 - Optimiser: SGD with momentum, cosine schedule over the epochs.
 """
 
@@ -25,7 +32,8 @@ from alsys.device import torch_device
 from alsys.embed.augment import CIFAR_AUGMENT, DIGITS_AUGMENT, AugmentConfig, augment
 from alsys.errors import InputError
 
-BACKBONES = ("resnet18_cifar", "resnet34_cifar", "resnet18", "small_cnn")
+BACKBONES = ("resnet18_cifar", "resnet34_cifar", "resnet18", "small_cnn", "small_cnn_fc")
+FEATURES = ("backbone", "head")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,11 @@ class SimCLRConfig:
     weight_decay: float = 1e-4  # TypiClust/SCAN SimCLR config
     temperature: float = 0.1  # NT-Xent temperature, TypiClust/SCAN SimCLR config
     head_hidden: int = 512
+    width: int | None = None  # the small CNNs' feature width (see make_backbone)
+    # The embedding: backbone features before the projection head (reference code) or the head
+    # output; see the module docstring.
+    features: str = "backbone"
+    projection_dim: int = 128  # output of each projection head in "backbone" mode (SimCLR)
     augment: AugmentConfig = CIFAR_AUGMENT
     mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465)  # CIFAR-10 channel statistics
     std: tuple[float, ...] = (0.2023, 0.1994, 0.2010)
@@ -52,6 +65,8 @@ class SimCLRConfig:
                 raise InputError(f"simclr.{name}", "must be at least 1")
         if not self.lr > 0:
             raise InputError("simclr.lr", "must be > 0")
+        if self.features not in FEATURES:
+            raise InputError("simclr.features", f"must be one of {', '.join(FEATURES)}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,10 +95,11 @@ PRESETS: dict[str, SimCLRConfig] = {
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),
     ),
-    # Digits (ours): a small CNN and 60 epochs train in about a minute on 2 CPU cores.
+    # Digits (ours): a small CNN whose 4x4 maps feed a 512-D fully connected layer (the
+    # reference's 512 features); the embedding is that layer, before the projection heads.
     "digits": SimCLRConfig(
-        "small_cnn",
-        epochs=60,
+        "small_cnn_fc",
+        epochs=100,
         batch_size=256,
         lr=0.4,
         head_hidden=128,
@@ -92,6 +108,7 @@ PRESETS: dict[str, SimCLRConfig] = {
         std=(0.4,),
     ),
 }
+PRESETS["digits_lt"] = PRESETS["digits"]  # the same images, fewer of them
 
 
 def preset(dataset: str, epochs: int | None = None) -> SimCLRConfig:
@@ -102,12 +119,16 @@ def preset(dataset: str, epochs: int | None = None) -> SimCLRConfig:
 
 
 class SmallCNN(nn.Module):
-    """Three conv blocks for 8x8 single-channel digits; 128 features."""
+    """Three conv blocks for 8x8 single-channel digits.
 
-    out_dim = 128
+    ``fc=None``: global average pooling, ``width`` features (128 by default). ``fc=F``: the last
+    block's 4x4 maps are kept in place and a fully connected layer maps them to F features, so
+    where a stroke lies still counts (an average over an 8x8 digit's positions discards it).
+    """
 
-    def __init__(self, in_channels: int = 1) -> None:
+    def __init__(self, in_channels: int = 1, width: int = 128, fc: int | None = None) -> None:
         super().__init__()
+        self.out_dim = fc or width
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(
@@ -115,11 +136,21 @@ class SmallCNN(nn.Module):
             )
 
         self.body = nn.Sequential(
-            block(in_channels, 32), block(32, 64), nn.MaxPool2d(2), block(64, 128)
+            block(in_channels, 32), block(32, 64), nn.MaxPool2d(2), block(64, width)
         )
+        self.fc: nn.Module | None = None
+        if fc is not None:
+            self.fc = nn.Sequential(
+                nn.AdaptiveAvgPool2d(4),
+                nn.Flatten(),
+                nn.Linear(width * 16, fc, bias=False),
+                nn.BatchNorm1d(fc),
+                nn.ReLU(),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features: torch.Tensor = self.body(x).mean(dim=(2, 3))
+        maps = self.body(x)
+        features: torch.Tensor = maps.mean(dim=(2, 3)) if self.fc is None else self.fc(maps)
         return features
 
 
@@ -139,29 +170,67 @@ def resnet(depth: int, cifar_stem: bool, in_channels: int = 3) -> nn.Module:
     return module
 
 
-def make_backbone(name: str, in_channels: int) -> tuple[nn.Module, int]:
-    """The backbone and its feature width."""
-    if name == "small_cnn":
-        return SmallCNN(in_channels), SmallCNN.out_dim
+def make_backbone(name: str, in_channels: int, width: int | None = None) -> tuple[nn.Module, int]:
+    """The backbone and its feature width: ``width`` sets the small CNNs' (128 features for
+    ``small_cnn``, 512 for ``small_cnn_fc``); ResNets give 512."""
+    if name.startswith("small_cnn"):
+        fc = (width or 512) if name == "small_cnn_fc" else None
+        cnn = SmallCNN(in_channels, 128 if fc else width or 128, fc)
+        return cnn, cnn.out_dim
     depth = 34 if name == "resnet34_cifar" else 18
     return resnet(depth, cifar_stem=name.endswith("_cifar"), in_channels=in_channels), 512
 
 
-class SimCLR(nn.Module):
-    """Backbone plus projection head; ``forward`` returns the D-dimensional head output."""
+def _projection_head(width: int, hidden: int, out: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out)
+    )
 
-    def __init__(self, config: SimCLRConfig, out_dim: int, in_channels: int) -> None:
+
+class SimCLR(nn.Module):
+    """Backbone plus projection head(s).
+
+    ``forward`` returns the ``out_dim``-dimensional embedding used downstream: the first
+    ``out_dim`` backbone features (``features="backbone"``) or the head output (``"head"``).
+    ``projections`` returns what the loss compares, one tensor per trained D in ``dims``.
+    """
+
+    def __init__(
+        self,
+        config: SimCLRConfig,
+        out_dim: int,
+        in_channels: int,
+        dims: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
-        self.backbone, features = make_backbone(config.backbone, in_channels)
-        self.head = nn.Sequential(
-            nn.Linear(features, config.head_hidden),
-            nn.BatchNorm1d(config.head_hidden),
-            nn.ReLU(),
-            nn.Linear(config.head_hidden, out_dim),
-        )
+        self.dims = [int(d) for d in (dims or [out_dim])]
+        self.out_dim = out_dim
+        self.on_backbone = config.features == "backbone"
+        self.backbone, width = make_backbone(config.backbone, in_channels, config.width)
+        if self.on_backbone:
+            if max(*self.dims, out_dim) > width:
+                raise InputError(
+                    "dims", f"{config.backbone} gives {width} features; cannot embed in {out_dim}"
+                )
+            heads = [
+                _projection_head(d, config.head_hidden, config.projection_dim) for d in self.dims
+            ]
+        else:
+            heads = [_projection_head(width, config.head_hidden, out_dim)]
+        self.heads = nn.ModuleList(heads)
+
+    def projections(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One (n, ·) projection per D in ``dims``: each prefix's own head on the backbone, or
+        the prefixes of the one head's output."""
+        h = self.backbone(x)
+        if self.on_backbone:
+            return [head(h[:, :d]) for head, d in zip(self.heads, self.dims, strict=True)]
+        z = self.heads[0](h)
+        return [z[:, :d] for d in self.dims]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))  # type: ignore[no-any-return]
+        h = self.backbone(x)
+        return h[:, : self.out_dim] if self.on_backbone else self.heads[0](h)  # type: ignore[no-any-return]
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -174,12 +243,18 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(logits, targets)
 
 
+def mean_nt_xent(
+    p1: Sequence[torch.Tensor], p2: Sequence[torch.Tensor], temperature: float
+) -> torch.Tensor:
+    """Mean NT-Xent over pairs of projections, one pair per trained D (Matryoshka nesting)."""
+    return torch.stack([nt_xent(a, b, temperature) for a, b in zip(p1, p2, strict=True)]).mean()
+
+
 def nested_nt_xent(
     z1: torch.Tensor, z2: torch.Tensor, dims: Sequence[int], temperature: float
 ) -> torch.Tensor:
-    """Mean NT-Xent over the prefixes z[:, :d] (Matryoshka-style nesting)."""
-    losses = [nt_xent(z1[:, :d], z2[:, :d], temperature) for d in dims]
-    return torch.stack(losses).mean()
+    """Mean NT-Xent over the prefixes z[:, :d]: the loss of the ``"head"`` features."""
+    return mean_nt_xent([z1[:, :d] for d in dims], [z2[:, :d] for d in dims], temperature)
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -203,9 +278,10 @@ def train_simclr(
 ) -> tuple[SimCLR, list[float]]:
     """Trains one SimCLR model; returns it (in eval mode) and the mean loss of each epoch.
 
-    Nested: the head outputs max(dims) and the loss averages over every prefix in ``dims``.
-    Separate: ``dims`` holds one D. All randomness comes from ``seed``: weight initialisation
-    (inside a forked RNG state, leaving torch's global RNG as it was), batches and augmentations.
+    Nested: the model embeds in max(dims) and the loss averages over every D in ``dims`` (see
+    :class:`SimCLR`). Separate: ``dims`` holds one D. All randomness comes from ``seed``: weight
+    initialisation (inside a forked RNG state, leaving torch's global RNG as it was), batches and
+    augmentations.
     """
     from tqdm import tqdm
 
@@ -219,7 +295,7 @@ def train_simclr(
         raise InputError("images", "SimCLR needs at least two images")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = SimCLR(config, dims[-1], data.shape[1])
+        model = SimCLR(config, dims[-1], data.shape[1], dims)
     device = torch_device()
     model.to(device)  # augmentations are drawn on the CPU, the network runs on ``device``
     gen = torch.Generator().manual_seed(seed)
@@ -242,12 +318,7 @@ def train_simclr(
             x = data[order[start : start + batch]]
             v1 = _normalize(augment(x, config.augment, gen), config).to(device)
             v2 = _normalize(augment(x, config.augment, gen), config).to(device)
-            z1, z2 = model(v1), model(v2)
-            loss = (
-                nested_nt_xent(z1, z2, dims, config.temperature)
-                if nested
-                else nt_xent(z1, z2, config.temperature)
-            )
+            loss = mean_nt_xent(model.projections(v1), model.projections(v2), config.temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -263,7 +334,7 @@ def train_simclr(
 def embed_images(
     model: SimCLR, images: np.ndarray, config: SimCLRConfig, batch: int = 1024
 ) -> np.ndarray:
-    """(N, H, W, C) uint8 -> (N, D) float32 head outputs, no augmentation."""
+    """(N, H, W, C) uint8 -> (N, D) float32 embeddings (``SimCLR.forward``), no augmentation."""
     model.eval()
     device = next(model.parameters()).device
     chunks = []

@@ -137,11 +137,18 @@ class Selection:
             typicality, SUP or another score).
         notes: things the run should record, e.g. that a model-based strategy drew at random
             because no model exists yet (cold start).
+        metrics: the selection's own scalar diagnostics (ProbCover's delta and coverage,
+            k-means inertia, ...); the loop hands them to the tracker as per-round metrics.
+        record: what the strategy saw, JSON-ready (e.g. each visited cluster's candidates with
+            their typicality and SUP); the tracker keeps it as an artifact and the report plots
+            it as it is, recomputing nothing.
     """
 
     indices: IntArray
     details: tuple[dict[str, Any], ...]
     notes: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
 
     @property
     def random_fallback(self) -> bool:

@@ -1,0 +1,289 @@
+"""Replication on the embedded data: every strategy on digits and digits_lt, SSL, tiny and small
+budgets, 10 seeds, 5 rounds, plus TypiClust and Random selecting in the raw-pixel space.
+
+Prints, per dataset and budget, each strategy's balanced accuracy per round (mean ± s.e. over
+seeds) and its mean over rounds, with paired Wilcoxon signed-rank tests (pairs = seeds, on the
+mean over rounds) against Random and against TypiClust; writes the same table as a CSV, every
+trial's rounds as a second CSV, and the learning curves as a PNG.
+
+    .venv/bin/python benchmarks/replication.py                 # the whole grid
+    .venv/bin/python benchmarks/replication.py --seeds 3 --strategies random,typiclust,supclust
+
+Trials run in ``--workers`` processes of one thread each, through the same code as
+``alsys run`` (prepare_data + run_trial), without MLflow or Ray. The SimCLR embeddings and
+HVAEs come from the embedding store (trained once, before the trials, and timed apart).
+BatchBALD runs with its BALD pre-filter (``max_candidates``, below); the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The BALD pre-filter of BatchBALD here: without it one digits trial at b = 50 runs for minutes.
+BATCHBALD_MAX_CANDIDATES = 100
+BASELINE_SPACES = {"pixels": ("random", "typiclust")}  # beside every strategy in simclr
+
+
+def _one_thread() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+_DATA: dict[tuple[str, str, bool], Any] = {}
+
+
+def _config(cell: tuple[str, str, str, str, int, int]) -> Any:
+    from alsys.config import TrialConfig
+
+    dataset, budget, strategy, space, seed, episodes = cell
+    params = {"max_candidates": BATCHBALD_MAX_CANDIDATES} if strategy == "batchbald" else {}
+    return TrialConfig(
+        strategy=strategy,
+        dataset=dataset,
+        budget=budget,
+        seed=seed,
+        episodes=episodes,
+        space=space,
+        strategy_params=params,
+    )
+
+
+def _prepare(config: Any) -> Any:
+    from alsys.loop import prepare_data
+
+    key = (config.dataset, config.space, config.strategy == "ood_llr")
+    if key not in _DATA:
+        _DATA[key] = prepare_data(config)
+    return _DATA[key]
+
+
+def run_cell(cell: tuple[str, str, str, str, int, int]) -> dict[str, Any]:
+    """One trial; its per-round balanced accuracy and its selection time."""
+    from alsys.loop import run_trial
+
+    config = _config(cell)
+    state = run_trial(config, _prepare(config))
+    return {
+        "cell": cell,
+        "balanced_accuracy": [r.balanced_accuracy for r in state.rounds],
+        "selection_seconds": [r.selection_seconds for r in state.rounds],
+    }
+
+
+def _mean_se(values: Iterable[float]) -> tuple[float, float]:
+    array = np.asarray(list(values), dtype=np.float64)
+    se = float(array.std(ddof=1) / math.sqrt(len(array))) if len(array) > 1 else float("nan")
+    return float(array.mean()), se
+
+
+def _wilcoxon(a: np.ndarray, b: np.ndarray) -> str:
+    """Two-sided paired Wilcoxon p-value of a vs b (pairs = seeds), with the sign of a - b."""
+    from scipy.stats import wilcoxon
+
+    diff = a - b
+    if np.allclose(diff, 0):
+        return "same"
+    p = float(wilcoxon(a, b).pvalue)
+    return f"{'+' if diff.mean() > 0 else '-'} p={p:.3f}"
+
+
+def main() -> None:
+    from alsys.strategies import REGISTRY
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="digits,digits_lt")
+    parser.add_argument("--budgets", default="tiny,small")
+    parser.add_argument("--strategies", default=",".join(REGISTRY))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", default="benchmarks/out/replication")
+    args = parser.parse_args()
+    strategies = args.strategies.split(",")
+    datasets, budgets = args.datasets.split(","), args.budgets.split(",")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_of = [(s, "simclr") for s in strategies] + [
+        (s, space) for space, names in BASELINE_SPACES.items() for s in names if s in strategies
+    ]
+    cells = [
+        (dataset, budget, strategy, space, seed, args.episodes)
+        for dataset in datasets
+        for budget in budgets
+        for strategy, space in rows_of
+        for seed in range(args.seeds)
+    ]
+    # Embeddings and HVAEs once, before the workers start (each would otherwise wait on them).
+    start = time.perf_counter()
+    for cell in cells:
+        config = _config(cell)
+        if (config.dataset, config.space, config.strategy == "ood_llr") not in _DATA:
+            _prepare(config)
+    prepare_seconds = time.perf_counter() - start
+    _DATA.clear()
+
+    import multiprocessing
+
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    results = []
+    context = multiprocessing.get_context("spawn")
+    # Slow strategies first, so the last workers do not wait on one long trial.
+    slow_first = sorted(cells, key=lambda c: (c[2] != "batchbald", c[2] != "ood_llr"))
+    with context.Pool(args.workers, initializer=_one_thread) as pool:
+        for result in tqdm(
+            pool.imap_unordered(run_cell, slow_first), total=len(cells), desc="trials"
+        ):
+            results.append(result)
+    trial_seconds = time.perf_counter() - start
+
+    by_row: dict[tuple[str, str, str, str], dict[int, list[float]]] = defaultdict(dict)
+    select_time: dict[str, list[float]] = defaultdict(list)
+    for r in results:
+        dataset, budget, strategy, space, seed, _ = r["cell"]
+        by_row[(dataset, budget, strategy, space)][seed] = r["balanced_accuracy"]
+        if budget == "tiny" and dataset == "digits" and space == "simclr":
+            select_time[strategy].extend(r["selection_seconds"][1:])  # rounds with a model
+    with (out / "trials.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["dataset", "budget", "strategy", "space", "seed", "round", "bal_acc"])
+        for (dataset, budget, strategy, space), seeds in sorted(by_row.items()):
+            for seed, curve in sorted(seeds.items()):
+                for round_index, value in enumerate(curve, start=1):
+                    writer.writerow([dataset, budget, strategy, space, seed, round_index, value])
+
+    table = []
+    for dataset in datasets:
+        for budget in budgets:
+            keys = [(dataset, budget, s, space) for s, space in rows_of]
+            seeds = sorted(by_row[keys[0]])
+            overall = {k: np.array([np.mean(by_row[k][s]) for s in seeds]) for k in keys}
+            random_key, typiclust_key = (
+                (dataset, budget, "random", "simclr"),
+                (
+                    dataset,
+                    budget,
+                    "typiclust",
+                    "simclr",
+                ),
+            )
+            for key in sorted(keys, key=lambda k: -overall[k].mean()):
+                curves = np.array([by_row[key][s] for s in seeds])
+                per_round = [_mean_se(curves[:, j]) for j in range(curves.shape[1])]
+                mean, se = _mean_se(overall[key])
+                table.append(
+                    {
+                        "dataset": dataset,
+                        "budget": budget,
+                        "strategy": key[2] if key[3] == "simclr" else f"{key[2]} [{key[3]}]",
+                        "rounds": per_round,
+                        "mean": mean,
+                        "se": se,
+                        "vs_random": _wilcoxon(overall[key], overall[random_key])
+                        if random_key in overall
+                        else "",
+                        "vs_typiclust": _wilcoxon(overall[key], overall[typiclust_key])
+                        if typiclust_key in overall
+                        else "",
+                    }
+                )
+
+    episodes = args.episodes
+    with (out / "summary.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["dataset", "budget", "strategy"]
+            + [f"round{j}_{w}" for j in range(1, episodes + 1) for w in ("mean", "se")]
+            + ["mean_over_rounds", "se", "wilcoxon_vs_random", "wilcoxon_vs_typiclust"]
+        )
+        for row in table:
+            writer.writerow(
+                [row["dataset"], row["budget"], row["strategy"]]
+                + [f"{v:.4f}" for pair in row["rounds"] for v in pair]
+                + [f"{row['mean']:.4f}", f"{row['se']:.4f}", row["vs_random"], row["vs_typiclust"]]
+            )
+
+    print(
+        f"digits replication: SSL, {args.seeds} seeds, {episodes} rounds, balanced accuracy "
+        f"(mean ± s.e. over seeds); Wilcoxon: paired over seeds on the mean over rounds, "
+        f"two-sided, sign = this row minus the other"
+    )
+    print(f"BatchBALD pre-filter: max_candidates={BATCHBALD_MAX_CANDIDATES} (top BALD points)")
+    for dataset in datasets:
+        for budget in budgets:
+            print(f"\n{dataset}, {budget} budget")
+            header = " ".join(f"{'round ' + str(j):>13}" for j in range(1, episodes + 1))
+            print(f"{'strategy':<22} {header} {'mean':>13} {'vs random':>12} {'vs typiclust':>13}")
+            for row in table:
+                if (row["dataset"], row["budget"]) != (dataset, budget):
+                    continue
+                rounds = " ".join(f"{m:.3f}±{s:.3f}".rjust(13) for m, s in row["rounds"])
+                print(
+                    f"{row['strategy']:<22} {rounds} {row['mean']:.3f}±{row['se']:.3f}".ljust(0)
+                    + f" {row['vs_random']:>12} {row['vs_typiclust']:>13}"
+                )
+    print("\nselection seconds per round on digits, tiny budget, rounds 2-5 (median):")
+    print(
+        "  "
+        + ", ".join(f"{s} {np.median(v):.3f}" for s, v in sorted(select_time.items()) if len(v))
+    )
+    _plot(table, datasets, budgets, out / "learning_curves.png")
+    print(
+        f"\nembeddings/HVAEs {prepare_seconds:.0f} s (0 when stored), {len(cells)} trials "
+        f"{trial_seconds:.0f} s on {args.workers} workers"
+    )
+    print(f"wrote {out / 'summary.csv'}, {out / 'trials.csv'}, {out / 'learning_curves.png'}")
+
+
+def _plot(table: list[dict[str, Any]], datasets: list[str], budgets: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(datasets), len(budgets), figsize=(6 * len(budgets), 4.2 * len(datasets)), squeeze=False
+    )
+    names = sorted({row["strategy"] for row in table})
+    colours = {name: plt.cm.tab20(i % 20) for i, name in enumerate(names)}
+    for i, dataset in enumerate(datasets):
+        for j, budget in enumerate(budgets):
+            ax = axes[i][j]
+            for row in table:
+                if (row["dataset"], row["budget"]) != (dataset, budget):
+                    continue
+                means = np.array([m for m, _ in row["rounds"]])
+                ses = np.array([s for _, s in row["rounds"]])
+                x = np.arange(1, len(means) + 1)
+                style = "--" if "[" in row["strategy"] else "-"
+                ax.plot(x, means, style, color=colours[row["strategy"]], label=row["strategy"])
+                ax.fill_between(
+                    x, means - ses, means + ses, color=colours[row["strategy"]], alpha=0.1
+                )
+            ax.set_title(f"{dataset}, {budget} budget")
+            ax.set_xlabel("round")
+            ax.set_ylabel("balanced accuracy")
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
