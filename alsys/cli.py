@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -233,6 +234,7 @@ def run_embed(args: argparse.Namespace) -> int:
         store=store,
         dataset_options=options,
         show_progress=not args.quiet,
+        features=args.features,
     )
     built = f"{store.computed} trained now, the rest read from the store"
     print(f"embeddings of {args.dataset} ({args.mode}, seed {args.seed}) in {store.root}: {built}")
@@ -352,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     embed.add_argument("--seed", type=int, default=0)
     embed.add_argument("--epochs", type=int, help="override the dataset preset's epochs")
+    embed.add_argument(
+        "--features",
+        choices=("backbone", "head"),
+        help="which tensor is the embedding: the backbone's features before the projection head "
+        "(the presets' choice, as the reference code) or the head's output",
+    )
     embed.add_argument("--store", help="embedding store folder (default $ALSYS_STORE or cache)")
     embed.add_argument("--data-root", help="dataset folder (default $ALSYS_DATA or cache)")
     embed.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -418,10 +426,22 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """A warning as one line of the command's own (``alsys: warning: ...``), no source line."""
+    return f"alsys: warning: {category.__name__}: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"alsys {args.command}"
+    warnings.formatwarning = _one_line_warning
     try:
         return int(args.handler(args))
     except InputError as error:

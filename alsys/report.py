@@ -445,16 +445,22 @@ def chosen_run(
             return section
         config = TrialConfig.from_dict(json.loads(config_file.read_text()))
         selections = json.loads(selections_file.read_text())
+    # Drawn from the run's own record, so it needs no embeddings.
+    scatter = _typicality_vs_sup(report, config, selections)
+    if isinstance(scatter, str):
+        section.text = scatter
     try:
         data = prepare_data(config, EmbeddingStore(store, compute=False))
-    except MissingEntry:
-        section.text = (
+    except (MissingEntry, InputError) as error:
+        missing = (
             "Its embeddings are not in the embedding store here (give --store, the store the "
-            "sweep used); the scatter and the t-SNE need them."
+            "sweep used); the t-SNE needs them."
+            if isinstance(error, MissingEntry)
+            else f"Its data cannot be loaded here: {error}"
         )
-        return section
-    except InputError as error:
-        section.text = f"Its data cannot be loaded here: {error}"
+        section.text = " ".join(t for t in (missing, section.text) if t)
+        if not isinstance(scatter, str):
+            section.images.append(scatter)
         return section
     selected = np.asarray([i for s in selections for i in s["indices"]], dtype=np.int64)
     dataset = data.dataset
@@ -468,8 +474,7 @@ def chosen_run(
         title=f"t-SNE of {_space_name(config)}, {len(selected)} selected (+)",
     )
     section.images.append((tsne.name, "Every selection of the run, all rounds, on the t-SNE."))
-    scatter = _typicality_vs_sup(report, config, data, selections)
-    if scatter is not None:
+    if not isinstance(scatter, str):
         section.images.append(scatter)
     return section
 
@@ -479,45 +484,83 @@ def _space_name(config: Any) -> str:
     return f"D_clst={config.clustering_dim}" if config.space == "simclr" else config.space
 
 
-def _typicality_vs_sup(
-    report: Report, config: Any, data: Any, selections: list[dict[str, Any]]
-) -> tuple[str, str] | None:
-    """Round 1 as the loop ran it: the same k-means, then one visited cluster's candidates."""
-    from alsys.loop import round_seed
-    from alsys.strategies import make_strategy
-    from alsys.strategies.clustering import kmeans, typicality
-    from alsys.strategies.supclust import sup_scores
+@dataclass(frozen=True)
+class VisitScatter:
+    """What the typicality vs SUP figure plots: one visit of a round, from its record.
 
-    strategy = make_strategy(config.strategy, **config.strategy_kwargs(data.dataset.n_classes))
-    temperature = float(getattr(strategy, "temperature", 1.0))
-    typ_ratio = float(getattr(strategy, "typ_ratio", 0.1))
-    budget = len(selections[0]["indices"])
-    clustering = kmeans(
-        np.ascontiguousarray(data.clst, dtype=np.float32), budget, round_seed(config.seed, 0, 0)
+    candidates, typicality, sup, kept: (m,) arrays over the visit's candidates (pool rows,
+    their typicality and SUP, whether the typicality filter kept them); pick: the position
+    of the chosen candidate.
+    """
+
+    cluster: int
+    candidates: Any
+    typicality: Any
+    sup: Any
+    kept: Any
+    pick: int
+
+
+def visit_scatter(record: dict[str, Any] | None) -> VisitScatter | str:
+    """The first visit of a round's ``Selection.record`` with typicality and SUP for at least
+    three candidates, as arrays to plot; or, as a string, why there is none."""
+    if record is None:
+        return (
+            "Typicality vs SUP is not drawn: round 1 of this run kept no record of what the "
+            "strategy saw (runs from before records were kept)."
+        )
+    for visit in record.get("visits", []):
+        typ, sup = visit.get("typicality"), visit.get("sup")
+        if typ is None or sup is None or len(typ) < 3 or None in typ or None in sup:
+            continue
+        candidates = np.asarray(visit["candidates"], dtype=np.int64)
+        kept = visit.get("kept")
+        return VisitScatter(
+            cluster=int(visit["cluster"]),
+            candidates=candidates,
+            typicality=np.asarray(typ, dtype=np.float64),
+            sup=np.asarray(sup, dtype=np.float64),
+            kept=np.isin(candidates, kept if kept is not None else []),
+            pick=int(np.flatnonzero(candidates == visit["pick"])[0]),
+        )
+    return (
+        "Typicality vs SUP is not drawn: no visit of round 1 has both for three candidates "
+        "(the strategy computes only one of them, or its clusters are tiny)."
     )
-    first = selections[0]["indices"][0]
-    cluster = int(clustering.assignment[first])
-    members = np.flatnonzero(clustering.assignment == cluster)
-    if members.shape[0] < 3 or clustering.centres.shape[0] < 2:
-        return None
-    k = min(20, members.shape[0] - 1)
-    typ = typicality(data.typ[members], k)
-    sup = sup_scores(data.clst[members], clustering.centres, cluster, temperature)
-    kept = typ >= np.quantile(typ, 1 - typ_ratio)
+
+
+def _typicality_vs_sup(
+    report: Report, config: Any, selections: list[dict[str, Any]]
+) -> tuple[str, str] | str:
+    """Round 1 as the strategy saw it (its record): one visited cluster's candidates, the
+    typicality filter's kept set and the pick. Recomputes nothing; a string says why no figure."""
+    from alsys.strategies import strategy_params
+
+    points = visit_scatter(selections[0].get("record") if selections else None)
+    if isinstance(points, str):
+        return points
+    params = {**strategy_params(config.strategy), **config.strategy_params}
+    typ, sup, kept = points.typicality, points.sup, points.kept
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     ax.scatter(typ[~kept], sup[~kept], s=10, color="0.6", label="candidates")
-    ax.scatter(typ[kept], sup[kept], s=14, color="C0", label=f"top {typ_ratio:.0%} typical")
-    chosen = members == first
-    ax.scatter(typ[chosen], sup[chosen], s=120, marker="*", color="C3", label="selected")
+    if kept.any():
+        label = f"kept: top {params['typ_ratio']:.0%} typical" if "typ_ratio" in params else "kept"
+        ax.scatter(typ[kept], sup[kept], s=14, color="C0", label=label)
+    pick = points.pick
+    ax.scatter(typ[pick], sup[pick], s=120, marker="*", color="C3", label="selected")
     ax.set_xlabel("typicality (D_typ)")
     ax.set_ylabel("SUP (D_clst)")
-    ax.set_title(f"cluster {cluster} of round 1 ({members.shape[0]} points), T={temperature}")
+    title = f"cluster {points.cluster} of round 1 ({points.candidates.shape[0]} candidates)"
+    if "temperature" in params:
+        title += f", T={params['temperature']}"
+    ax.set_title(title)
     ax.legend(fontsize=7)
     name = report.figure(fig, "typicality_vs_sup.png")
     caption = (
-        "Round 1's clustering recomputed from the run's seed (k = budget clusters); the star is "
-        "the run's first selection, shown among the candidates of its cluster."
+        "Round 1 as the strategy saw it (its record in selections.json, nothing recomputed): "
+        "the candidates of its first visited cluster with both scores, the ones its typicality "
+        "filter kept, and its pick there (star)."
     )
     return name, caption
 

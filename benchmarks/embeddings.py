@@ -29,7 +29,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from alsys.config import TrialConfig
 from alsys.data import load_dataset
-from alsys.embed import parse_dims, simclr_embeddings
+from alsys.embed import DIMENSIONS, parse_dims, simclr_embeddings
 from alsys.embed.store import EmbeddingStore
 from alsys.loop import prepare_data, run_trial
 from alsys.strategies import Pool, make_strategy
@@ -125,7 +125,8 @@ def main() -> None:
     store = EmbeddingStore(args.store) if args.store else EmbeddingStore()
 
     start = time.perf_counter()
-    nested = simclr_embeddings("digits", dims, epochs=args.epochs, store=store)
+    # Every D, as a trial asks for them: one nested training is one store entry for all.
+    nested = simclr_embeddings("digits", DIMENSIONS, epochs=args.epochs, store=store)
     nested_seconds = time.perf_counter() - start
     pixels, pixels_test = flat(data.train_images), flat(data.test_images)
     rows = [measure("raw pixels", pixels, pixels_test, data, args.draws, args.seeds)]

@@ -156,7 +156,7 @@ def main() -> None:
     for r in results:
         dataset, budget, strategy, space, seed, _ = r["cell"]
         by_row[(dataset, budget, strategy, space)][seed] = r["balanced_accuracy"]
-        if budget == "tiny" and dataset == "digits" and space == "simclr":
+        if (dataset, budget, space) == (datasets[0], budgets[0], "simclr"):
             select_time[strategy].extend(r["selection_seconds"][1:])  # rounds with a model
     with (out / "trials.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -232,11 +232,15 @@ def main() -> None:
                 if (row["dataset"], row["budget"]) != (dataset, budget):
                     continue
                 rounds = " ".join(f"{m:.3f}±{s:.3f}".rjust(13) for m, s in row["rounds"])
+                overall = f"{row['mean']:.3f}±{row['se']:.3f}"
                 print(
-                    f"{row['strategy']:<22} {rounds} {row['mean']:.3f}±{row['se']:.3f}".ljust(0)
-                    + f" {row['vs_random']:>12} {row['vs_typiclust']:>13}"
+                    f"{row['strategy']:<22} {rounds} {overall:>13} "
+                    f"{row['vs_random']:>12} {row['vs_typiclust']:>13}"
                 )
-    print("\nselection seconds per round on digits, tiny budget, rounds 2-5 (median):")
+    print(
+        f"\nselection seconds per round on {datasets[0]}, {budgets[0]} budget, rounds with a "
+        "model (2 on), median:"
+    )
     print(
         "  "
         + ", ".join(f"{s} {np.median(v):.3f}" for s, v in sorted(select_time.items()) if len(v))

@@ -15,13 +15,25 @@ and the baseline's on the same clusters, and the seconds the baseline spends in 
 sides do that same exact kNN work (the typicality must be identical), so base / (base kNN) is
 the most any exact implementation can gain on this machine.
 
-    python benchmarks/selection.py            # the full run (about 5 minutes on 2 cores)
+A first table puts alsys's k-means itself beside the reference's: scikit-learn KMeans with
+n_init=10 (its default before 1.4, which the reference ran up to 50 clusters) and
+MiniBatchKMeans(n_init=3, batch_size=5000) (above), at each --clusters, on the 1,797 digits
+pixels (L2-normalised) and on a generated pool of --kmeans-n x --kmeans-dim: median seconds and
+inertia over --kmeans-repeats seeds, and our inertia over each baseline's (< 1 is better).
+KMeans(n_init=10) is skipped above 50 clusters on the generated pool (minutes a run there;
+the reference did not run it either). The selection rounds' own baseline uses today's
+KMeans default (n_init="auto": one run).
+
+    python benchmarks/selection.py            # the full run (about 10 minutes on 2 cores)
+    python benchmarks/selection.py --only-kmeans   # the k-means table (3-6 minutes, most of
+                                                   # it MiniBatchKMeans at 500 clusters)
     python benchmarks/selection.py --n 5000 --dim 64 --repeats 1   # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -30,9 +42,10 @@ from typing import Any
 import faiss
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.datasets import load_digits
 
-from alsys.strategies import Pool, coverage_graph, make_strategy, typicality
-from alsys.strategies.clustering import Clustering, inertia
+from alsys.strategies import Pool, coverage_graph, kmeans, make_strategy, typicality
+from alsys.strategies.clustering import REFERENCE_KMEANS_MAX_CLUSTERS, Clustering, inertia
 
 
 def generated_pool(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -124,6 +137,68 @@ def reference_probcover(x: np.ndarray, delta: float, budget: int) -> list[int]:
     return selected
 
 
+# ---- k-means against the reference's ----------------------------------------------------------
+
+
+def digits_pixels() -> np.ndarray:
+    x = load_digits().data.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+Fit = Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def timed_inertia(fit: Fit, x: np.ndarray, k: int, seed: int) -> tuple[float, float]:
+    """Seconds of ``fit(x, k, seed)`` and the inertia of the (labels, centres) it returns."""
+    start = time.perf_counter()
+    labels, centres = fit(x, k, seed)
+    seconds = time.perf_counter() - start
+    return seconds, inertia(x, Clustering(labels.astype(np.int64), centres.astype(np.float32)))
+
+
+def kmeans_table(pools: dict[str, np.ndarray], clusters: list[int], repeats: int) -> None:
+    """alsys kmeans vs KMeans(n_init=10) and MiniBatchKMeans(n_init=3): medians over seeds."""
+
+    def ours(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        result = kmeans(x, k, np.random.default_rng(seed))
+        return result.assignment, result.centres
+
+    def sk_kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        fitted = KMeans(k, n_init=10, random_state=seed).fit(x)
+        return fitted.labels_, fitted.cluster_centers_
+
+    def sk_minibatch(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        fitted = MiniBatchKMeans(k, n_init=3, batch_size=5000, random_state=seed).fit(x)
+        return fitted.labels_, fitted.cluster_centers_
+
+    print(f"k-means, median of {repeats} seeds (inertia ratio < 1: alsys is lower)")
+    print(
+        f"{'pool':<14} {'k':>4} {'alsys s':>8} {'inertia':>10} {'KM10 s':>8} {'inertia':>10} "
+        f"{'MB3 s':>8} {'inertia':>10} {'/KM10':>7} {'/MB3':>7}"
+    )
+    for name, x in pools.items():
+        for k in clusters:
+            row: dict[str, tuple[float, float]] = {}
+            fits: dict[str, Fit] = {"alsys": ours, "KM10": sk_kmeans, "MB3": sk_minibatch}
+            for label, fit in fits.items():
+                if label == "KM10" and k > REFERENCE_KMEANS_MAX_CLUSTERS and name != "digits":
+                    continue
+                runs = [timed_inertia(fit, x, k, seed) for seed in range(repeats)]
+                row[label] = (
+                    statistics.median(t for t, _ in runs),
+                    statistics.median(v for _, v in runs),
+                )
+            cells = [f"{name:<14} {k:>4}"]
+            for label in fits:
+                seconds, value = row.get(label, (math.nan, math.nan))
+                cells.append(f"{seconds:>8.2f} {value:>10.2f}" if label in row else f"{'-':>19}")
+            for label in ("KM10", "MB3"):
+                ratio = f"{row['alsys'][1] / row[label][1]:.4f}" if label in row else "-"
+                cells.append(f"{ratio:>7}")
+            print(" ".join(cells), flush=True)
+    print()
+
+
 # ---- timing ----------------------------------------------------------------------------------
 
 
@@ -145,7 +220,17 @@ def main() -> None:
     parser.add_argument(
         "--probcover-repeats", type=int, default=1, help="its O(n^2 d) graph takes ~15 s a run"
     )
+    parser.add_argument("--kmeans-n", type=int, default=20_000)
+    parser.add_argument("--kmeans-dim", type=int, default=128)
+    parser.add_argument("--kmeans-repeats", type=int, default=3)
+    parser.add_argument("--only-kmeans", action="store_true", help="the k-means table alone")
     args = parser.parse_args()
+
+    generated = f"gen {args.kmeans_n}x{args.kmeans_dim}"
+    pools = {"digits": digits_pixels(), generated: generated_pool(args.kmeans_n, args.kmeans_dim)}
+    kmeans_table(pools, args.clusters, args.kmeans_repeats)
+    if args.only_kmeans:
+        return
 
     x = generated_pool(args.n, args.dim)
     unlabeled = np.zeros(args.n, dtype=bool)

@@ -239,3 +239,60 @@ def test_dimension_heatmaps_draw_the_baselines_beside_each_grid(tmp_path: Path) 
     section = dim_heatmaps(Drawn("y", tmp_path / "y"), frame[frame.strategy != "random"])
     assert all(c.endswith("the baselines: TypiClust at 32/32.") for _, c in section.images)
     assert not any(t.startswith("Random") for t in texts["dims_per_round.png"])
+
+
+def test_typicality_vs_sup_plots_the_strategys_own_record() -> None:
+    """The scatter's data is the selection's record as it is: the star is the pick, inside the
+    kept set, with the typicality and SUP the strategy computed."""
+    import numpy as np
+
+    from alsys.report import visit_scatter
+    from alsys.strategies import Pool, make_strategy
+    from tests.conftest import blobs
+
+    x, _ = blobs(np.random.default_rng(0), n_per_blob=60, n_blobs=4, dim=8)
+    selection = make_strategy("supclust").select(
+        Pool(embeddings=x), np.zeros(len(x), bool), 4, np.random.default_rng(0)
+    )
+    assert selection.record is not None
+    points = visit_scatter(selection.record)
+    assert not isinstance(points, str)
+    first = selection.record["visits"][0]
+    assert points.candidates[points.pick] == selection.indices[0] == first["pick"]
+    assert points.kept[points.pick], "the star sits inside the kept set"
+    assert points.kept.sum() == selection.details[0]["kept_by_typicality"]
+    assert points.typicality.tolist() == first["typicality"]
+    assert points.sup.tolist() == first["sup"]
+    assert points.sup[points.pick] == points.sup[points.kept].max()
+    for missing in (None, {"visits": [{**first, "sup": None}]}):
+        why = visit_scatter(missing)
+        assert isinstance(why, str) and "\n" not in why and why.startswith("Typicality vs SUP")
+
+
+def test_the_smoke_sweeps_scatter_shows_its_supclust_pick_inside_the_kept_set(
+    smoke_sweep: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from mlflow import MlflowClient
+
+    from alsys.report import visit_scatter
+    from alsys.tracking import download_artifact
+
+    uri = f"sqlite:///{smoke_sweep / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("dim_grid_smoke")
+    runs = client.search_runs([experiment.experiment_id], "params.strategy = 'supclust'")
+    assert runs
+    for run in runs:
+        file = download_artifact(
+            uri, run.info.run_id, "selections.json", tmp_path / run.info.run_id
+        )
+        assert file is not None
+        selections = json.loads(file.read_text())
+        assert "kmeans_inertia" in selections[0]["metrics"]
+        assert selections[0]["notes"][0].startswith("k-means: 10 restarts")
+        points = visit_scatter(selections[0]["record"])
+        assert not isinstance(points, str)
+        assert points.candidates[points.pick] == selections[0]["indices"][0]
+        assert points.kept[points.pick]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -108,3 +109,46 @@ def test_no_sup_ablation_draws_among_the_typical_with_the_seed() -> None:
 def test_bad_hyperparameters_name_the_field(params: dict[str, float], field: str) -> None:
     with pytest.raises(InputError, match=f"supclust.{field}"):
         make_strategy("supclust", **params)
+
+
+def test_the_record_shows_each_visit_its_kept_set_and_pick() -> None:
+    points, _ = line_clusters()
+    selection = make_strategy("supclust", normalize=False, temperature=0.1).select(
+        Pool(embeddings=points), np.zeros(len(points), bool), 5, np.random.default_rng(0)
+    )
+    assert selection.record is not None
+    visits = selection.record["visits"]
+    assert len(visits) == 5
+    for index, why, visit in zip(selection.indices, selection.details, visits, strict=True):
+        assert visit["pick"] == index and visit["cluster"] == why["cluster"]
+        assert visit["pick"] in visit["kept"] and set(visit["kept"]) <= set(visit["candidates"])
+        assert len(visit["kept"]) == why["kept_by_typicality"]
+        assert len(visit["typicality"]) == len(visit["sup"]) == len(visit["candidates"])
+        position = visit["candidates"].index(index)
+        assert visit["typicality"][position] == pytest.approx(why["typicality"], rel=1e-5)
+        assert visit["sup"][position] == pytest.approx(why["sup"], rel=1e-5)
+        # The kept set is the most typical candidates, and the pick the highest SUP among them.
+        kept = [visit["candidates"].index(i) for i in visit["kept"]]
+        rest = [p for p in range(len(visit["candidates"])) if p not in kept]
+        assert min(visit["typicality"][p] for p in kept) >= max(
+            visit["typicality"][p] for p in rest
+        )
+        assert visit["sup"][position] == max(visit["sup"][p] for p in kept)
+    json.dumps(selection.record, allow_nan=False)  # JSON-ready as it is
+
+
+def test_the_ablations_record_only_what_they_compute() -> None:
+    points, _ = line_clusters()
+    mask = np.zeros(len(points), bool)
+    no_sup = make_strategy("supclust_no_sup", normalize=False).select(
+        Pool(embeddings=points), mask, 3, np.random.default_rng(0)
+    )
+    no_typ = make_strategy("supclust_no_typicality", normalize=False).select(
+        Pool(embeddings=points), mask, 3, np.random.default_rng(0)
+    )
+    assert no_sup.record is not None and no_typ.record is not None
+    for visit in no_sup.record["visits"]:
+        assert visit["sup"] is None and visit["pick"] in visit["kept"]
+    for visit in no_typ.record["visits"]:
+        assert visit["typicality"] is None and visit["kept"] is None
+        assert len(visit["sup"]) == len(visit["candidates"])

@@ -121,3 +121,37 @@ def test_zero_rows_cannot_be_normalised() -> None:
         make_strategy("typiclust").select(
             Pool(embeddings=x), np.zeros(10, bool), 2, np.random.default_rng(0)
         )
+
+
+def test_notes_and_metrics_name_the_kmeans_and_its_inertia() -> None:
+    x, _ = star_blobs()
+    selection = make_strategy("typiclust", normalize=False).select(
+        Pool(embeddings=x), np.zeros(len(x), bool), 4, np.random.default_rng(0)
+    )
+    inertia = selection.metrics["kmeans_inertia"]
+    assert selection.metrics["n_clusters"] == 4 and inertia > 0
+    assert selection.notes == (
+        "k-means: 10 restarts x (k-means++, <= 20 Lloyd iterations, Hartigan moves), "
+        f"4 clusters, inertia {inertia:.6g}",
+    )
+    assert not selection.random_fallback
+    assert selection.record is not None
+    for index, visit in zip(selection.indices, selection.record["visits"], strict=True):
+        assert visit["pick"] == index and visit["sup"] is None and visit["kept"] is None
+        position = visit["candidates"].index(index)
+        assert visit["typicality"][position] == max(visit["typicality"])
+
+
+def test_precomputed_clusters_say_so_instead_of_an_inertia() -> None:
+    x, _ = star_blobs(n_blobs=2)
+    clusters = np.repeat([4, 9], len(x) // 2)
+    selection = make_strategy("typiclust", normalize=False, kmeans_restarts=3).select(
+        Pool(embeddings=x, clusters=clusters), np.zeros(len(x), bool), 2, np.random.default_rng(0)
+    )
+    assert selection.notes == ("clusters: precomputed (Pool.clusters), no k-means, 2 clusters",)
+    assert selection.metrics == {"n_clusters": 2.0}
+
+
+def test_kmeans_restarts_is_checked() -> None:
+    with pytest.raises(InputError, match=r"typiclust\.kmeans_restarts"):
+        make_strategy("typiclust", kmeans_restarts=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -68,11 +68,13 @@ def simclr_embeddings(
     store: EmbeddingStore | None = None,
     dataset_options: dict[str, Any] | None = None,
     show_progress: bool = True,
+    features: str | None = None,
 ) -> dict[int, Embeddings]:
     """SimCLR embeddings of the train pool and the test split at every D in ``dims``.
 
     Nested mode trains one model for all of ``dims``; separate mode one per D. Each training
-    is computed once per spec and then read from ``store``.
+    is computed once per spec and then read from ``store``. ``features`` overrides the preset's
+    choice of tensor ("backbone" or "head", see :mod:`alsys.embed.simclr`).
     """
     dims = parse_dims(dims)
     if mode not in MODES:
@@ -81,6 +83,8 @@ def simclr_embeddings(
     if dataset == "embeddings":
         raise InputError("dataset", "embeddings already holds features; SimCLR does not apply")
     config = preset(dataset, epochs)
+    if features is not None:
+        config = replace(config, features=features)  # validated by SimCLRConfig
     options = dict(dataset_options or {})
     store = store or EmbeddingStore()
     loaded: list[Dataset] = []

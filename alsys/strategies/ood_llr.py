@@ -12,13 +12,12 @@ the SimCLR embeddings), ``k`` = 2 by default as in the thesis.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from alsys.errors import InputError
 from alsys.strategies.base import IntArray, argmax_tiebreak, check_choice, check_number
-from alsys.strategies.clustering import ClusterContext, ClusterStrategy
+from alsys.strategies.clustering import ClusterContext, ClusterStrategy, Pick
 
 LLR_MODELS = ("hvae", "hvae-emb")
 
@@ -42,9 +41,9 @@ class OODLLR(ClusterStrategy):
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> Pick:
         if ctx.scores is None:
             raise InputError("scores", f"strategy {self.name} needs per-point LLR scores")
         values = ctx.scores[candidates]
         best = argmax_tiebreak(values if self.invert else -values, rng)
-        return int(candidates[best]), {f"llr{self.k}": float(values[best])}
+        return Pick(int(candidates[best]), {f"llr{self.k}": float(values[best])})

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy.special import softmax
@@ -29,7 +28,7 @@ from alsys.strategies.base import (
     check_number,
     top_k_tiebreak,
 )
-from alsys.strategies.clustering import ClusterContext, ClusterStrategy
+from alsys.strategies.clustering import ClusterContext, ClusterStrategy, Pick
 
 
 def cluster_weights(centres: FloatArray, cluster: int, temperature: float) -> FloatArray:
@@ -113,13 +112,13 @@ class SUPClust(ClusterStrategy):
     def kept_by_typicality(
         self, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
     ) -> tuple[IntArray, FloatArray | None]:
-        """The top ``typ_ratio`` candidates by typicality, most typical first, and their values."""
+        """Positions in ``candidates`` of the top ``typ_ratio`` by typicality, most typical
+        first, and the typicality of every candidate (``None`` for a lone candidate)."""
         typ = self.candidate_typicality(ctx.x_typ[candidates])
         if typ is None:
-            return candidates, None
+            return np.arange(candidates.shape[0]), None
         n_keep = max(1, math.floor(self.typ_ratio * candidates.shape[0] + 1e-9))
-        order = top_k_tiebreak(typ, n_keep, rng)
-        return candidates[order], typ[order]
+        return top_k_tiebreak(typ, n_keep, rng), typ
 
     def sup(self, points: IntArray, cluster: int, ctx: ClusterContext) -> FloatArray | None:
         if ctx.clustering.n_clusters < 2:
@@ -133,15 +132,20 @@ class SUPClust(ClusterStrategy):
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> Pick:
         kept, typ = self.kept_by_typicality(candidates, ctx, rng)
-        sup = self.sup(kept, cluster, ctx)
-        best = 0 if sup is None else argmax_tiebreak(sup, rng)  # one cluster: most typical
-        return int(kept[best]), {
-            "typicality": None if typ is None else float(typ[best]),
-            "sup": None if sup is None else float(sup[best]),
+        # SUP of every candidate, not only the kept ones: the record (and the report's typicality
+        # vs SUP figure) shows the whole cluster. It costs m x k distances a visit, n x k over a
+        # cold-start round: less than one Lloyd iteration of the round's k-means.
+        sup = self.sup(candidates, cluster, ctx)
+        best = 0 if sup is None else argmax_tiebreak(sup[kept], rng)  # one cluster: most typical
+        chosen = kept[best]
+        why = {
+            "typicality": None if typ is None else float(typ[chosen]),
+            "sup": None if sup is None else float(sup[chosen]),
             "kept_by_typicality": int(kept.shape[0]),
         }
+        return Pick(int(candidates[chosen]), why, typ, sup, candidates[kept])
 
 
 @dataclass(frozen=True)
@@ -152,13 +156,14 @@ class SUPClustNoSup(SUPClust):
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> Pick:
         kept, typ = self.kept_by_typicality(candidates, ctx, rng)
-        best = int(rng.integers(kept.shape[0]))
-        return int(kept[best]), {
-            "typicality": None if typ is None else float(typ[best]),
+        chosen = kept[int(rng.integers(kept.shape[0]))]
+        why = {
+            "typicality": None if typ is None else float(typ[chosen]),
             "kept_by_typicality": int(kept.shape[0]),
         }
+        return Pick(int(candidates[chosen]), why, typ, kept=candidates[kept])
 
 
 @dataclass(frozen=True)
@@ -169,9 +174,9 @@ class SUPClustNoTypicality(SUPClust):
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> Pick:
         sup = self.sup(candidates, cluster, ctx)
         if sup is None:  # one cluster: no SUP, any candidate is as good
-            return int(candidates[rng.integers(candidates.shape[0])]), {"sup": None}
+            return Pick(int(candidates[rng.integers(candidates.shape[0])]), {"sup": None})
         best = argmax_tiebreak(sup, rng)
-        return int(candidates[best]), {"sup": float(sup[best])}
+        return Pick(int(candidates[best]), {"sup": float(sup[best])}, sup=sup)

@@ -8,12 +8,11 @@ with a precomputed (deep-clustering, e.g. SCAN) assignment passed as ``Pool.clus
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from alsys.strategies.base import IntArray, argmax_tiebreak
-from alsys.strategies.clustering import ClusterContext, ClusterStrategy, typicality
+from alsys.strategies.clustering import ClusterContext, ClusterStrategy, Pick, typicality
 
 __all__ = ["TypiClust", "typicality"]
 
@@ -26,9 +25,9 @@ class TypiClust(ClusterStrategy):
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> Pick:
         typ = self.candidate_typicality(ctx.x_typ[candidates])
         if typ is None:
-            return int(candidates[0]), {"typicality": None}
+            return Pick(int(candidates[0]), {"typicality": None})
         best = argmax_tiebreak(typ, rng)
-        return int(candidates[best]), {"typicality": float(typ[best])}
+        return Pick(int(candidates[best]), {"typicality": float(typ[best])}, typicality=typ)
