@@ -237,6 +237,20 @@ def main() -> None:
                     f"{row['strategy']:<22} {rounds} {overall:>13} "
                     f"{row['vs_random']:>12} {row['vs_typiclust']:>13}"
                 )
+    falling = [
+        f"{row['strategy']} on {row['dataset']} {row['budget']}: "
+        f"{row['rounds'][0][0]:.3f} -> {row['rounds'][-1][0]:.3f}"
+        for row in table
+        if row["rounds"][0][0] - row["rounds"][-1][0] > 2 * max(row["rounds"][0][1], 1e-3)
+    ]
+    if falling:
+        print(
+            "\nnote: balanced accuracy FALLS from round 1 to the last round for "
+            + "; ".join(falling)
+            + ". More labels should not hurt. On digits_lt the measured cause is the rare "
+            "classes being skipped (clusters of <= min_cluster_size points, never the most "
+            "typical), not a bug; README 'What to expect on digits' has the class counts."
+        )
     print(
         f"\nselection seconds per round on {datasets[0]}, {budgets[0]} budget, rounds with a "
         "model (2 on), median:"
