@@ -25,7 +25,7 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished `dim_grid --smoke`: its MLflow SQLite store and its embedding store."""
     import ray
 
-    from alsys.tune_adapter import sweep_main
+    from alsys.sweep.cli import sweep_main
 
     folder = tmp_path_factory.mktemp("smoke")
     argv = ["--smoke", "--storage-path", str(folder / "ray")]

@@ -44,6 +44,7 @@ from torch import nn
 from alsys.device import torch_device
 from alsys.errors import InputError
 from alsys.spaces import LAYERS, MODELS, Space, parse_space
+from alsys.spaces import unit_rows as _unit
 
 INPUTS = ("images", "embeddings")
 ESTIMATORS = ("mean", "iw")
@@ -461,8 +462,6 @@ def hvae_embeddings(
             test_x = prepare_inputs(loaded_data.test_images, "images")
         else:
             train_raw, test_raw = source if source is not None else _features(data())
-            from alsys.loop import _unit
-
             train_x = prepare_inputs(_unit(train_raw), "embeddings")
             stats = (train_x.shift, train_x.scale)
             assert stats[0] is not None and stats[1] is not None

@@ -27,6 +27,7 @@ from alsys.errors import InputError
 from alsys.strategies.base import (
     BoolArray,
     FloatArray,
+    Inputs,
     IntArray,
     Pool,
     Selection,
@@ -265,6 +266,7 @@ class ClusterStrategy(Strategy):
     """
 
     needs = "embeddings"
+    inputs = Inputs(space=True)
 
     max_clusters: int = 500
     min_cluster_size: int = 5

@@ -24,6 +24,7 @@ from scipy.special import softmax
 from alsys.errors import InputError
 from alsys.strategies.base import (
     FloatArray,
+    Inputs,
     IntArray,
     argmax_tiebreak,
     check_number,
@@ -101,6 +102,7 @@ class SUPClust(ClusterStrategy):
     """
 
     name = "supclust"
+    inputs = Inputs(space=True, dims=True)
 
     temperature: float = 1.0
     typ_ratio: float = 0.1
@@ -149,6 +151,7 @@ class SUPClustNoSup(SUPClust):
     """Ablation "w/o SUP": a random point among the top ``typ_ratio`` by typicality."""
 
     name = "supclust_no_sup"
+    inputs = Inputs(space=True)
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
@@ -166,6 +169,7 @@ class SUPClustNoTypicality(SUPClust):
     """Ablation "w/o typicality": the highest SUP over all candidates (typ_ratio unused)."""
 
     name = "supclust_no_typicality"
+    inputs = Inputs(space=True)
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from alsys.strategies.base import IntArray, argmax_tiebreak
+from alsys.strategies.base import Inputs, IntArray, argmax_tiebreak
 from alsys.strategies.clustering import ClusterContext, ClusterStrategy, typicality
 
 __all__ = ["TypiClust", "typicality"]
@@ -23,6 +23,7 @@ class TypiClust(ClusterStrategy):
     """In each visited cluster, the candidate of highest typicality (ties by the rng)."""
 
     name = "typiclust"
+    inputs = Inputs(space=True, dims=True)
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
