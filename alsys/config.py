@@ -124,15 +124,9 @@ class TrialConfig:
     def strategy_kwargs(self, n_classes: int) -> dict[str, Any]:
         """The strategy's parameters as given; the parameter it declares for the number of
         classes (ProbCover's purity rule, Yehuda et al.) gets ``n_classes`` when unset."""
-        from alsys.strategies import get_inputs
+        from alsys.strategies import with_n_classes
 
-        params = dict(self.strategy_params)
-        inputs = get_inputs(self.strategy)
-        declared, unless = inputs.n_classes, inputs.n_classes_unless
-        if declared is not None and params.get(declared) is None:
-            if unless is None or params.get(unless) is None:
-                params[declared] = n_classes
-        return params
+        return with_n_classes(self.strategy, self.strategy_params, n_classes)
 
     def effective_params(self, n_classes: int | None = None) -> dict[str, Any]:
         """Every hyperparameter the strategy runs with, its defaults included."""

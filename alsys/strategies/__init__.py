@@ -95,12 +95,19 @@ def effective_params(
     ``params``; the parameter it declares for the number of classes gets ``n_classes`` when
     left unset."""
     values = {**strategy_params(name), **params}
-    inputs = get_inputs(name)
+    return values if n_classes is None else with_n_classes(name, values, n_classes)
+
+
+def with_n_classes(name: str, params: dict[str, Any], n_classes: int) -> dict[str, Any]:
+    """``params`` with the dataset's number of classes in the parameter strategy ``name``
+    declares for it (``Inputs.n_classes``), where that is unset and not overridden."""
+    inputs, out = get_inputs(name), dict(params)
     declared, unless = inputs.n_classes, inputs.n_classes_unless
-    if declared is not None and n_classes is not None and values.get(declared) is None:
-        if unless is None or values.get(unless) is None:
-            values[declared] = n_classes
-    return values
+    if declared is None or out.get(declared) is not None:
+        return out
+    if unless is None or out.get(unless) is None:
+        out[declared] = n_classes
+    return out
 
 
 def make_strategy(name: str, **params: Any) -> Strategy:
@@ -157,4 +164,5 @@ __all__ = [
     "sup_scores",
     "typicality",
     "validate_selection",
+    "with_n_classes",
 ]
