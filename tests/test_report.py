@@ -239,3 +239,29 @@ def test_dimension_heatmaps_draw_the_baselines_beside_each_grid(tmp_path: Path) 
     section = dim_heatmaps(Drawn("y", tmp_path / "y"), frame[frame.strategy != "random"])
     assert all(c.endswith("the baselines: TypiClust at 32/32.") for _, c in section.images)
     assert not any(t.startswith("Random") for t in texts["dims_per_round.png"])
+
+
+def test_mlflow_chart_view_of_the_sweep_draws_its_learning_curves(
+    mlflow_ui: str, tmp_path: Path
+) -> None:
+    """The runs page in chart mode, the parent collapsed: its per-configuration curves (mean
+    and s.e. over seeds, step = round) are the charts."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_ui)
+    experiment = client.get_experiment_by_name("dim_grid_smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.info.run_name == "sweep-dim_grid_smoke"]
+    curves = sorted(k for k in parent.data.metrics if k.endswith("/mean"))
+    assert "supclust-digits-tiny-ssl-c16-t16/mean" in curves and len(curves) == 9
+    history = client.get_metric_history(parent.info.run_id, curves[0])
+    assert sorted(m.step for m in history) == [1, 2]
+    exp = experiment.experiment_id
+    charts = (
+        f"{mlflow_ui}/#/experiments/{exp}/runs?workflowType=machine_learning&compareRunsMode=CHART"
+    )
+    page = browser.dom(charts, budget_ms=20000, tmp=tmp_path)
+    assert "Model metrics (0)" not in page
+    shown = [c for c in curves if c in page]
+    assert shown, "the chart view lists the sweep's curves"
+    browser.screenshot(charts, "mlflow_charts.png", budget_ms=20000, size="1600,1400")

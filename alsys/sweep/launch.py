@@ -194,8 +194,8 @@ class Interrupt:
     def _handle(self, signum: int, frame: Any) -> None:
         first = self.signal is None
         self.signal = self.signal or signum
-        if not self._tuning:
-            raise KeyboardInterrupt
+        if not self._tuning or signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL:
+            raise KeyboardInterrupt  # outside Tune's loop, or before it listens
         if first:
             # Tune would log its own warnings and "Trials did not complete"; we say it once.
             logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
