@@ -44,6 +44,8 @@ def tracked_rounds(
         for result in rounds(config, data, state):
             tracker.log_round(result)
             yield result, state, False
+    except GeneratorExit:
+        raise  # the caller stopped iterating (and says why, if it failed)
     except BaseException as error:
         tracker.fail(error)
         raise
@@ -60,7 +62,11 @@ def tracked_trial(
     """Runs a whole trial in its own MLflow run; returns its state and run id."""
     tracker = TrialTracker(config, tracking_uri, experiment, n_classes=data.dataset.n_classes)
     state = TrialState(np.full(data.dataset.n_train, -1, dtype=np.int64))
-    for result, current, _ in tracked_rounds(config, data, tracker, state):
-        if on_round is not None:
-            on_round(result, current)
+    try:
+        for result, current, _ in tracked_rounds(config, data, tracker, state):
+            if on_round is not None:
+                on_round(result, current)
+    except BaseException as error:  # the caller's own failure (the loop's is logged already)
+        tracker.fail(error)
+        raise
     return state, tracker.run_id

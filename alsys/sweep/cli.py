@@ -123,7 +123,10 @@ def run_sweep(
         if trial.name in launched.rounds
         for row in trial_rows(trial, launched.rounds[trial.name])
     ]
-    log_new(curves(trials, saved))  # configurations a failed trial left incomplete
+    # Configurations a failed trial left incomplete. The callbacks may be a restored copy
+    # (Tune keeps them with its state), so what the parent holds is read again first.
+    logged.update(key.rsplit("/", 1)[0] for key in metric_keys(tracking_uri, parent))
+    log_new(curves(trials, saved))
     finish_run(tracking_uri, parent, status="FAILED" if launched.errors else "FINISHED")
     if launched.errors:
         print(

@@ -171,19 +171,23 @@ def trainable(
         n_classes=data.dataset.n_classes,
         run_name=name,
     )
-    for result, current, replayed in tracked_rounds(config, data, tracker, state, known):
-        if not replayed:
-            metrics.round_done(result)
-            save_state(progress, current, tracker.run_id, trial.id)
-        with tempfile.TemporaryDirectory() as checkpoint:
-            save_state(Path(checkpoint) / "trial.npz", current, tracker.run_id, trial.id)
-            values = {
-                # Per-class recalls and label counts go to MLflow only: they would be a column
-                # per class in every result Tune's driver logs and keeps (200 on CIFAR-100).
-                **result.summary(),
-                "round": result.round,
-                "run_id": tracker.run_id,
-                "replayed": int(replayed),
-                "node_id": node_id,  # which node ran the round (several share one IP in tests)
-            }
-            tune.report(values, checkpoint=tune.Checkpoint.from_directory(checkpoint))
+    try:
+        for result, current, replayed in tracked_rounds(config, data, tracker, state, known):
+            if not replayed:
+                metrics.round_done(result)
+                save_state(progress, current, tracker.run_id, trial.id)
+            with tempfile.TemporaryDirectory() as checkpoint:
+                save_state(Path(checkpoint) / "trial.npz", current, tracker.run_id, trial.id)
+                values = {
+                    # Per-class recalls and label counts go to MLflow only: they would be a column
+                    # per class in every result Tune's driver logs and keeps (200 on CIFAR-100).
+                    **result.summary(),
+                    "round": result.round,
+                    "run_id": tracker.run_id,
+                    "replayed": int(replayed),
+                    "node_id": node_id,  # which node ran the round (several share one IP in tests)
+                }
+                tune.report(values, checkpoint=tune.Checkpoint.from_directory(checkpoint))
+    except BaseException as error:  # a failed report or checkpoint (the loop's is logged)
+        tracker.fail(error)
+        raise
