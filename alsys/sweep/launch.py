@@ -203,8 +203,11 @@ class Interrupt:
 
     @contextmanager
     def installed(self) -> Iterator[Interrupt]:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._before[signum] = signal.signal(signum, self._handle)
+        import threading
+
+        if threading.current_thread() is threading.main_thread():  # else Python refuses
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._before[signum] = signal.signal(signum, self._handle)
         try:
             yield self
         finally:
