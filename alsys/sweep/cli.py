@@ -112,6 +112,9 @@ def run_sweep(
             )
         except KeyboardInterrupt:
             interrupt.signal = interrupt.signal or 2
+        except Exception:
+            if interrupt.signal is None:
+                raise  # an error of its own; after an interrupt, the stop is what matters
     saved = finished_rounds(trials, progress_dir)
     if interrupt.signal is not None:
         finished = sum(len(saved.get(t.name, [])) == t.config.episodes for t in trials)

@@ -289,14 +289,16 @@ def launch(
         grid = tuner.fit()
     rounds: dict[str, list[tuple[int, float]]] = {}
     errors: list[str] = []
+    if interrupt.signal is not None:
+        return Launched(rounds, errors)  # the progress files say where each trial stands
     for index in range(len(grid)):
         result = grid[index]
         trial_name = (result.config or {}).get("trial")
         if result.error:
             errors.append(str(result.error))
-        if trial_name is None or result.metrics_dataframe is None:
-            continue  # never started
-        frame = result.metrics_dataframe[["round", "balanced_accuracy"]]
+        frame = result.metrics_dataframe
+        if trial_name is None or frame is None or "balanced_accuracy" not in frame:
+            continue  # not started, or stopped before its first round
         rounds[str(trial_name)] = [
             (int(r), float(v))
             for r, v in zip(frame["round"], frame["balanced_accuracy"], strict=True)
