@@ -20,6 +20,11 @@ def load(name: str) -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         sys.modules[key] = module  # dataclasses look their module up while it executes
         spec.loader.exec_module(module)
+        from ray import cloudpickle
+
+        # Ray's workers cannot import a script by this name: its functions travel by value,
+        # as they do when the script runs as __main__.
+        cloudpickle.register_pickle_by_value(module)
     return sys.modules[key]
 
 
