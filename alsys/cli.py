@@ -281,7 +281,8 @@ def run_trial_command(args: argparse.Namespace) -> int:
     if args.no_track:
         run_trial(config, data, on_round=show)
         return 0
-    from alsys.tracking import resolve_tracking_uri, tracked_trial
+    from alsys.runner import tracked_trial
+    from alsys.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     _, run_id = tracked_trial(config, data, uri, args.experiment, on_round=show)

@@ -122,12 +122,34 @@ class TrialConfig:
                 raise InputError(name, f"SimCLR embeddings come in {dims}; not {value}")
 
     def strategy_kwargs(self, n_classes: int) -> dict[str, Any]:
-        """The strategy's parameters; ProbCover without ``delta`` gets the purity rule with
-        k = the dataset's number of classes (Yehuda et al.) unless ``n_classes`` is given."""
-        params = dict(self.strategy_params)
-        if self.strategy == "probcover" and params.get("delta") is None:
-            params.setdefault("n_classes", n_classes)
-        return params
+        """The strategy's parameters as given; the parameter it declares for the number of
+        classes (ProbCover's purity rule, Yehuda et al.) gets ``n_classes`` when unset."""
+        from alsys.strategies import with_n_classes
+
+        return with_n_classes(self.strategy, self.strategy_params, n_classes)
+
+    def effective_params(self, n_classes: int | None = None) -> dict[str, Any]:
+        """Every hyperparameter the strategy runs with, its defaults included."""
+        from alsys.strategies import effective_params
+
+        return effective_params(self.strategy, self.strategy_params, n_classes)
+
+    def trial_id(self) -> str:
+        """The trial's identity: a stable hash of the validated config, with the strategy's
+        effective parameters (an explicit default and an omitted one are the same trial)."""
+        import hashlib
+
+        identity = {**self.to_dict(), "strategy_params": self.effective_params()}
+        text = json.dumps(identity, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def tracked_params(self, n_classes: int | None = None) -> dict[str, Any]:
+        """The flattened config as MLflow params, the strategy's parameters as run, defaults
+        included, all under ``strategy_params.<name>``."""
+        flat = {k: v for k, v in self.flatten().items() if not k.startswith("strategy_params.")}
+        for key, value in sorted(self.effective_params(n_classes).items()):
+            flat[f"strategy_params.{key}"] = value
+        return flat
 
     def budget_size(self, n_classes: int) -> int:
         return BUDGET_FACTOR[self.budget] * n_classes
@@ -168,27 +190,51 @@ class TrialConfig:
         return flat
 
     def run_name(self) -> str:
-        """Readable: ``supclust-digits-tiny-ssl-s0-c32-t64``."""
+        """Readable: ``supclust-digits-tiny-ssl-s0-c32-t64``, plus the parameters the strategy
+        declares as part of every name (``Inputs.name_params``)."""
         name = f"{self.strategy}-{self.dataset}-{self.budget}-{self.setting}-s{self.seed}"
         if self.d_clst or self.d_typ:
             name += f"-c{self.clustering_dim}-t{self.typicality_dim}"
         if self.space != "simclr":
             name += "-" + self.space.replace(":", "-")
-        if self.strategy == "ood_llr":
-            params = self.strategy_params
-            name += f"-{params.get('model', 'hvae')}-llr{params.get('k', 2)}"
-            name += "-inv" if params.get("invert") else ""
+        from alsys.strategies import get_inputs
+
+        spelled = get_inputs(self.strategy).name_params
+        if spelled:
+            params = self.effective_params()
+            name += "-" + params_label({k: params[k] for k in spelled}, joiner="-", equals="")
         return name
+
+    def score_source(self) -> tuple[str, int] | None:
+        """The HVAE and k whose LLR^{>k} scores the strategy reads, if it reads scores."""
+        from alsys.strategies import get_inputs
+
+        declared = get_inputs(self.strategy).scores
+        if declared is None:
+            return None
+        params = self.effective_params()
+        return str(params[declared[0]]), int(params[declared[1]])
 
     @property
     def hvae_models(self) -> list[str]:
-        """The HVAEs this trial reads: its space's, and ood_llr's score model."""
+        """The HVAEs this trial reads: its space's, and its score model's."""
         from alsys.spaces import parse_space
 
         models = []
         space = parse_space(self.space)
         if space.is_hvae:
             models.append(str(space.model))
-        if self.strategy == "ood_llr":
-            models.append(str(self.strategy_params.get("model", "hvae")))
+        scores = self.score_source()
+        if scores is not None:
+            models.append(scores[0])
         return sorted(set(models))
+
+
+def params_label(params: dict[str, Any], joiner: str = " ", equals: str = "=") -> str:
+    """Strategy parameters in a name or a table: ``temperature=0.5 typ_ratio=0.1``; none is
+    ``default``."""
+    if not params:
+        return "default"
+    return joiner.join(
+        f"{k}{equals}{f'{v:.4g}' if isinstance(v, float) else v}" for k, v in sorted(params.items())
+    )

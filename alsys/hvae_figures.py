@@ -124,7 +124,7 @@ def hvae_figures(
 def _test_embeddings(data: Any, store: Any, simclr: dict[str, Any] | None, dim: int) -> np.ndarray:
     """The unit-length test embeddings an ``hvae-emb`` model reads (from the store)."""
     from alsys.embed import DIMENSIONS, simclr_embeddings
-    from alsys.loop import _unit
+    from alsys.spaces import unit_rows as _unit
 
     if data.test_features is not None:
         return _unit(data.test_features)

@@ -12,15 +12,27 @@ trial resumed at round r therefore continues exactly as an uninterrupted one wou
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from alsys.config import TrialConfig
 from alsys.data import Dataset, load_dataset
-from alsys.strategies import Pool, make_strategy, validate_selection
+from alsys.results import RoundResult, TrialState
+from alsys.spaces import unit_rows as _unit
+from alsys.strategies import Inputs, Pool, get_inputs, make_strategy, validate_selection
+
+__all__ = [
+    "RoundResult",
+    "TrialData",
+    "TrialState",
+    "prepare_data",
+    "recall_per_class",
+    "rounds",
+    "run_trial",
+]
 
 
 @dataclass(frozen=True)
@@ -38,12 +50,6 @@ class TrialData:
     clst: np.ndarray
     typ: np.ndarray
     scores: np.ndarray | None = None  # (n,) LLR^{>k} for ood_llr
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return unit
 
 
 def prepare_data(
@@ -146,63 +152,12 @@ def _with_hvae(config: TrialConfig, data: TrialData, store: Any, show_progress: 
     space = parse_space(config.space)
     if space.is_hvae:
         clst = _unit(space_features(entry(str(space.model)), space))
-    if config.strategy == "ood_llr":
-        params = config.strategy_params
-        arrays = entry(str(params.get("model", "hvae")))
-        scores = np.asarray(arrays[f"train_llr{int(params.get('k', 2))}"], dtype=np.float64)
+    source = config.score_source()
+    if source is not None:
+        model, k = source
+        scores = np.asarray(entry(model)[f"train_llr{k}"], dtype=np.float64)
     typ = clst if space.model is not None else data.typ
     return TrialData(data.dataset, data.features_train, data.features_test, clst, typ, scores)
-
-
-@dataclass
-class RoundResult:
-    round: int
-    n_labeled: int
-    accuracy: float
-    balanced_accuracy: float
-    per_class_recall: list[float]
-    class_histogram: list[int]
-    selected: list[int]
-    selected_labels: list[int]
-    selection_seconds: float
-    training_seconds: float
-    random_fallback: bool
-    notes: list[str] = field(default_factory=list)
-    strategy_metrics: dict[str, float] = field(default_factory=dict)  # Selection.metrics
-    record: dict[str, Any] | None = None  # Selection.record: what the strategy saw
-
-    def summary(self) -> dict[str, float]:
-        """The round's scalar metrics, one key each whatever the number of classes."""
-        return {
-            "accuracy": self.accuracy,
-            "balanced_accuracy": self.balanced_accuracy,
-            "n_labeled": float(self.n_labeled),
-            "selection_seconds": self.selection_seconds,
-            "training_seconds": self.training_seconds,
-            "random_fallback": float(self.random_fallback),
-        }
-
-    def metrics(self) -> dict[str, float]:
-        """Scalar metrics for trackers: the summary, per-class values under their own keys, and
-        the selection's diagnostics as ``strategy.<name>``."""
-        out = self.summary()
-        out.update({f"strategy.{k}": float(v) for k, v in self.strategy_metrics.items()})
-        out.update({f"recall_class_{c}": r for c, r in enumerate(self.per_class_recall)})
-        out.update({f"labeled_class_{c}": float(h) for c, h in enumerate(self.class_histogram)})
-        return out
-
-
-@dataclass
-class TrialState:
-    """What a checkpoint needs: the labels bought so far and the results of finished rounds."""
-
-    bought_round: np.ndarray  # (n,) round in which each label was bought, -1 if unlabeled
-    rounds: list[RoundResult] = field(default_factory=list)
-
-    @property
-    def labeled_mask(self) -> np.ndarray:
-        mask: np.ndarray = self.bought_round >= 0
-        return mask
 
 
 def recall_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -232,17 +187,27 @@ def run_trial(
     on_round: Callable[[RoundResult, TrialState], None] | None = None,
 ) -> TrialState:
     """Runs the rounds not yet in ``state`` (all of them for a fresh trial)."""
+    if state is None:
+        state = TrialState(np.full(data.dataset.n_train, -1, dtype=np.int64))
+    for result in rounds(config, data, state):
+        if on_round is not None:
+            on_round(result, state)
+    return state
+
+
+def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[RoundResult]:
+    """Runs the rounds not yet in ``state``, appending each to it, and yields each as it
+    ends: the caller (a tracker, Tune) acts between rounds without the loop calling it."""
     dataset = data.dataset
     n_classes = dataset.n_classes
     budget = config.budget_size(n_classes)
     strategy = make_strategy(config.strategy, **config.strategy_kwargs(n_classes))
+    inputs = get_inputs(config.strategy)
     ssl = config.setting == "ssl"
     pool_inputs = data.features_train if ssl else dataset.train_images
     test_inputs = data.features_test if ssl else dataset.test_images
     assert pool_inputs is not None and test_inputs is not None
     n = dataset.n_train
-    if state is None:
-        state = TrialState(np.full(n, -1, dtype=np.int64))
     classifier = None
     for round_index in range(len(state.rounds), config.episodes):
         labeled = state.labeled_mask
@@ -251,7 +216,7 @@ def run_trial(
             classifier = _train(config, n_classes, pool_inputs, dataset, labeled, round_index - 1)
         if labeled.sum() + budget > n:
             raise ValueError(f"round {round_index + 1} needs {budget} more points; pool exhausted")
-        pool = _strategy_pool(config, strategy.needs, data, classifier, pool_inputs)
+        pool = _strategy_pool(config, inputs, data, classifier, pool_inputs)
         start = time.perf_counter()
         selection = strategy.select(pool, labeled, budget, round_seed(config.seed, round_index, 0))
         selection_seconds = time.perf_counter() - start
@@ -282,9 +247,7 @@ def run_trial(
             record=selection.record,
         )
         state.rounds.append(result)
-        if on_round is not None:
-            on_round(result, state)
-    return state
+        yield result
 
 
 def _train(
@@ -301,21 +264,22 @@ def _train(
 
 
 def _strategy_pool(
-    config: TrialConfig, needs: str, data: TrialData, classifier: Any, pool_inputs: np.ndarray
+    config: TrialConfig, inputs: Inputs, data: TrialData, classifier: Any, pool_inputs: np.ndarray
 ) -> Pool:
-    """What the strategy may see: embeddings, and the model's outputs once a model exists."""
-    if config.strategy == "coreset":
-        # Coreset: the embeddings in SSL, the classifier's penultimate features in FSL (the
-        # SimCLR embeddings before the first model, which has no features yet).
+    """What the strategy may see, as its class declares: embeddings, and the model's outputs
+    once a model exists."""
+    if inputs.features:
+        # The embeddings in SSL, the classifier's penultimate features in FSL (the SimCLR
+        # embeddings before the first model, which has no features yet).
         if classifier is not None:
             return Pool(embeddings=classifier.features(pool_inputs))
         features = data.features_train if data.features_train is not None else data.clst
         return Pool(embeddings=features)
-    if needs == "embeddings":
+    if inputs.space:
         typ = None if config.typicality_dim == config.clustering_dim else data.typ
         return Pool(embeddings=data.clst, typ_embeddings=typ, scores=data.scores)
-    if classifier is None or needs == "nothing":
+    if classifier is None or not (inputs.probs or inputs.mc_samples):
         return Pool(embeddings=data.clst)  # cold start: model-based strategies draw at random
-    if needs == "mc_probs":
+    if inputs.mc_samples:
         return Pool(mc_probs=classifier.mc_proba(pool_inputs, config.mc_passes))
     return Pool(probs=classifier.predict_proba(pool_inputs))

@@ -118,3 +118,10 @@ def baseline_features(space: Space, dataset: Dataset) -> np.ndarray:
     largest = projected[np.abs(projected).argmax(axis=0), np.arange(space.dim)]
     signed: np.ndarray = (projected * np.where(largest < 0, -1.0, 1.0)).astype(np.float32)
     return signed
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """(n, d) rows scaled to unit L2 norm, as float32 (an all-zero row stays zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit

@@ -1,10 +1,19 @@
-"""MLflow tracking: one run per trial; the only module that imports mlflow.
+"""MLflow tracking: the only module that imports mlflow. It does not import the loop.
 
-- params: the trial's full flattened config;
+One run per trial (:class:`TrialTracker`, driven by ``alsys.runner`` for ``alsys run`` and for
+every Tune trial alike):
+
+- params: the trial's flattened config, the strategy's parameters as run (defaults included)
+  under ``strategy_params.<name>``;
 - metrics: each round's metrics with step = round;
 - artifacts: the resolved config (JSON), the selections per round with their true labels
   (JSON), and a learning-curve PNG;
-- tags: strategy, dataset, budget, setting, seed, alsys version and git commit.
+- tags: strategy, dataset, budget, setting, seed, alsys version and git commit, and the
+  trial's identity (``TrialConfig.trial_id``).
+
+A sweep has a parent run (:func:`open_sweep_run`) holding, per configuration, the mean and s.e.
+of balanced accuracy per round (:func:`log_curves`); Optuna's candidates
+(:func:`log_candidate`) and a sweep's figures (:func:`log_figures`) are runs of their own.
 
 The default tracking URI is a SQLite file at an absolute path under the working directory
 (``sqlite:////abs/path/mlflow.db``), so it survives Ray's per-trial working directories; an
@@ -23,10 +32,10 @@ from typing import Any
 
 import alsys
 from alsys.config import TrialConfig
-from alsys.loop import RoundResult, TrialState
+from alsys.results import RoundResult, TrialState
 
 DEFAULT_EXPERIMENT = "alsys"
-TRIAL_KEY_TAG = "alsys_trial_key"  # a Tune trial's id: at most one run per trial and parent
+TRIAL_KEY_TAG = "alsys_trial_key"  # the trial's identity: at most one run per trial and parent
 
 
 def default_tracking_uri(directory: str | Path | None = None) -> str:
@@ -141,13 +150,19 @@ class TrialTracker:
         run_id: str | None = None,
         parent_run_id: str | None = None,
         trial_key: str | None = None,
+        n_classes: int | None = None,
+        run_name: str | None = None,
     ) -> None:
-        """``trial_key`` (a Tune trial id) closes the window between creating the run and the
-        first checkpoint: a retried trial that has no checkpoint yet finds the run its earlier
-        attempt created, by that tag under the same parent, instead of opening a second one."""
+        """``trial_key`` (the trial's identity) closes the window between creating the run and
+        the first checkpoint: a retried trial that has no checkpoint yet finds the run its
+        earlier attempt created, by that tag under the same parent, instead of opening a second
+        one. ``n_classes`` completes the strategy's effective parameters; ``run_name`` is the
+        sweep's name for the trial (default: the config's)."""
         import mlflow
 
         self.config = config
+        self.n_classes = n_classes
+        self.run_name = run_name or config.run_name()
         self.client = mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
         self.logged_steps: set[int] = set()
         found_by_key = False
@@ -162,7 +177,7 @@ class TrialTracker:
             if trial_key is not None:
                 tags[TRIAL_KEY_TAG] = trial_key
             run = with_retries(
-                self.client.create_run, experiment_id, tags=tags, run_name=config.run_name()
+                self.client.create_run, experiment_id, tags=tags, run_name=self.run_name
             )
             self.run_id: str = run.info.run_id
             self._log_params()
@@ -192,7 +207,7 @@ class TrialTracker:
 
         params = [
             Param(k, v if isinstance(v, str) else json.dumps(v))
-            for k, v in self.config.flatten().items()
+            for k, v in self.config.tracked_params(self.n_classes).items()
         ]
         for start in range(0, len(params), 100):
             with_retries(self.client.log_batch, self.run_id, params=params[start : start + 100])
@@ -223,11 +238,12 @@ class TrialTracker:
                 }
                 for r in state.rounds
             ]
-            (folder / "selections.json").write_text(json.dumps(selections, indent=2))
+            # One line per round: a round's record lists every visited candidate, and indenting
+            # it would put each number on a line of its own (about 3x the bytes).
+            rows = ",\n".join(json.dumps(round_, separators=(",", ":")) for round_ in selections)
+            (folder / "selections.json").write_text(f"[\n{rows}\n]\n")
             if state.rounds:
-                learning_curve_png(
-                    state.rounds, folder / "learning_curve.png", self.config.run_name()
-                )
+                learning_curve_png(state.rounds, folder / "learning_curve.png", self.run_name)
             for file in sorted(folder.iterdir()):
                 with_retries(self.client.log_artifact, self.run_id, str(file))
         with_retries(self.client.set_terminated, self.run_id, status=status)
@@ -238,30 +254,99 @@ class TrialTracker:
         with_retries(self.client.set_terminated, self.run_id, status="FAILED")
 
 
-def tracked_trial(
-    config: TrialConfig,
-    data: Any,
-    tracking_uri: str | None = None,
-    experiment: str = DEFAULT_EXPERIMENT,
-    on_round: Any = None,
-) -> tuple[TrialState, str]:
-    """Runs a trial with MLflow tracking; returns its state and run id."""
-    from alsys.loop import run_trial
+def client_for(tracking_uri: str | None) -> Any:
+    import mlflow
 
-    tracker = TrialTracker(config, tracking_uri, experiment)
+    return mlflow.MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
 
-    def log(result: RoundResult, state: TrialState) -> None:
-        tracker.log_round(result)
-        if on_round is not None:
-            on_round(result, state)
 
-    try:
-        state = run_trial(config, data, on_round=log)
-    except BaseException as error:
-        tracker.fail(error)
-        raise
-    tracker.finish(state)
-    return state, tracker.run_id
+def open_sweep_run(tracking_uri: str, experiment: str, name: str, tags: dict[str, str]) -> str:
+    """A sweep's parent run (``sweep-<name>``), created; returns its id."""
+    client = client_for(tracking_uri)
+    experiment_id = ensure_experiment(client, experiment)
+    run = with_retries(client.create_run, experiment_id, run_name=f"sweep-{name}", tags=tags)
+    return str(run.info.run_id)
+
+
+def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
+    with_retries(client_for(tracking_uri).set_terminated, run_id, status=status)
+
+
+def set_tag(tracking_uri: str, run_id: str, key: str, value: str) -> None:
+    with_retries(client_for(tracking_uri).set_tag, run_id, key, value)
+
+
+def metric_keys(tracking_uri: str, run_id: str) -> set[str]:
+    """The metrics a run holds already."""
+    return set(with_retries(client_for(tracking_uri).get_run, run_id).data.metrics)
+
+
+def log_curves(
+    tracking_uri: str, run_id: str, curves: dict[str, list[tuple[int, float, float]]]
+) -> None:
+    """Learning curves on a sweep's parent run: per configuration label, ``<label>/mean`` and
+    ``<label>/sem`` of balanced accuracy with step = round, so the run's chart view draws
+    them without expanding its children."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = []
+    for label, points in curves.items():
+        for step, mean, sem in points:
+            metrics.append(Metric(f"{label}/mean", float(mean), now, int(step)))
+            if sem == sem:  # one seed has no standard error
+                metrics.append(Metric(f"{label}/sem", float(sem), now, int(step)))
+    client = client_for(tracking_uri)
+    for start in range(0, len(metrics), 500):
+        with_retries(client.log_batch, run_id, metrics=metrics[start : start + 500])
+
+
+def log_candidate(
+    tracking_uri: str,
+    experiment: str,
+    parent_run_id: str,
+    name: str,
+    params: dict[str, Any],
+    metrics: dict[str, tuple[float, int]],
+    tags: dict[str, str],
+) -> str:
+    """One finished tuning candidate as a child run: its parameters and its metrics
+    (``name -> (value, step)``)."""
+    from mlflow.entities import Metric, Param
+
+    client = client_for(tracking_uri)
+    run = with_retries(
+        client.create_run,
+        ensure_experiment(client, experiment),
+        run_name=name,
+        tags={"mlflow.parentRunId": parent_run_id, **tags},
+    )
+    now = int(time.time() * 1000)
+    with_retries(
+        client.log_batch,
+        run.info.run_id,
+        metrics=[Metric(k, float(v), now, step) for k, (v, step) in metrics.items()],
+        params=[Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in params.items()],
+    )
+    with_retries(client.set_terminated, run.info.run_id)
+    return str(run.info.run_id)
+
+
+def log_figures(tracking_uri: str, experiment: str, paths: list[Path], tags: dict[str, str]) -> str:
+    """A run named ``figures`` holding ``paths`` as artifacts under ``figures/``."""
+    client = client_for(tracking_uri)
+    run = with_retries(
+        client.create_run, ensure_experiment(client, experiment), run_name="figures", tags=tags
+    )
+    for path in paths:
+        with_retries(client.log_artifact, run.info.run_id, str(path), "figures")
+    with_retries(client.set_terminated, run.info.run_id)
+    return str(run.info.run_id)
+
+
+def experiment_id(tracking_uri: str, experiment: str) -> str | None:
+    found = with_retries(client_for(tracking_uri).get_experiment_by_name, experiment)
+    return str(found.experiment_id) if found is not None else None
 
 
 def read_experiment(

@@ -45,7 +45,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.datasets import load_digits
 
 from alsys.strategies import Pool, coverage_graph, kmeans, make_strategy, typicality
-from alsys.strategies.clustering import REFERENCE_KMEANS_MAX_CLUSTERS, Clustering, inertia
+from alsys.strategies.kmeans import REFERENCE_KMEANS_MAX_CLUSTERS, Clustering, inertia
 
 
 def generated_pool(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -63,7 +63,7 @@ def tune_floor(n_trials: int, episodes: int, storage: Path) -> float:
     loggers)."""
     from ray import tune
 
-    from alsys.tune_adapter import result_files
+    from alsys.sweep.launch import result_files
 
     def noop(config: dict[str, int]) -> None:
         for r in range(episodes):
@@ -119,8 +119,8 @@ def main() -> None:
     threadpool_limits(1)  # numpy/scipy's BLAS would otherwise use both cores
     import ray
 
-    from alsys.tracking import tracked_trial
-    from alsys.tune_adapter import run_sweep
+    from alsys.runner import tracked_trial
+    from alsys.sweep.cli import run_sweep
 
     ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
     rows = []

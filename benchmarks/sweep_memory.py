@@ -65,7 +65,7 @@ class Sampler(threading.Thread):
 
 
 def sweep(name: str, n_trials: int, dataset: str, options: dict[str, Any], work: Path) -> float:
-    from alsys.tune_adapter import run_sweep
+    from alsys.sweep.cli import run_sweep
 
     spec = SweepSpec(
         name=name,

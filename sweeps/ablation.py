@@ -5,7 +5,7 @@ Same flags as every sweep (see --help); the space is sweeps/ablation.yaml.
 
 from pathlib import Path
 
-from alsys.tune_adapter import sweep_main
+from alsys.sweep.cli import sweep_main
 
 if __name__ == "__main__":
     raise SystemExit(sweep_main(Path(__file__).with_suffix(".yaml")))

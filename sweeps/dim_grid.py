@@ -10,7 +10,7 @@ for this sweep. See --help.
 
 from pathlib import Path
 
-from alsys.tune_adapter import sweep_main
+from alsys.sweep.cli import sweep_main
 
 if __name__ == "__main__":
     raise SystemExit(sweep_main(Path(__file__).with_suffix(".yaml")))

@@ -11,14 +11,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from alsys.tune_adapter import SweepContext, sweep_main
+from alsys.sweep.cli import SweepContext, sweep_main
 
 
 def draw_figures(context: SweepContext, folder: Path) -> None:
-    import mlflow
-
     from alsys.embed.store import EmbeddingStore
     from alsys.hvae_figures import hvae_figures
+    from alsys.tracking import log_figures
 
     trial = context.spec.trials()[0]
     store = EmbeddingStore(context.store_root)
@@ -33,12 +32,10 @@ def draw_figures(context: SweepContext, folder: Path) -> None:
             simclr=simclr,
         )
         folder.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(context.tracking_uri)
-        mlflow.set_experiment(context.experiment)
-        with mlflow.start_run(run_name="figures", tags={"alsys_sweep": context.spec.name}):
-            for path in paths:
-                mlflow.log_artifact(str(path), "figures")
-                (folder / path.name).write_bytes(path.read_bytes())
+        for path in paths:
+            (folder / path.name).write_bytes(path.read_bytes())
+        tags = {"alsys_sweep": context.spec.name}
+        log_figures(context.tracking_uri, context.experiment, list(paths), tags)
     print(f"hvae: {len(paths)} figures in {folder} and in MLflow (run 'figures')")
 
 

@@ -150,7 +150,7 @@ def test_two_node_cluster_runs_the_smoke_sweep_on_both_nodes(
     from ray.cluster_utils import Cluster
 
     from alsys.sweep import SweepSpec, load_spec
-    from alsys.tune_adapter import run_sweep
+    from alsys.sweep.cli import run_sweep
 
     smoke = load_spec(ROOT / "sweeps" / "dim_grid.yaml", smoke=True)
     spec = SweepSpec(**{**vars(smoke), "name": "two_nodes", "resources": {"cpu": 1}})

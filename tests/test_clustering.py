@@ -8,11 +8,11 @@ from sklearn.metrics import adjusted_rand_score
 
 from alsys.errors import InputError
 from alsys.strategies import kmeans
-from alsys.strategies.clustering import (
+from alsys.strategies.clustering import cluster_order
+from alsys.strategies.kmeans import (
     Clustering,
     _hartigan,
     _lloyd,
-    cluster_order,
     clustering_from_assignment,
     inertia,
 )

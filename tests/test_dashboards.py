@@ -49,7 +49,7 @@ def test_a_trial_worker_exports_the_alsys_metrics() -> None:
 
     @ray.remote
     def one_round() -> str:
-        from alsys.tune_adapter import TrialMetrics
+        from alsys.sweep.trainable import TrialMetrics
 
         metrics = TrialMetrics("dashboards-test", "supclust")
         metrics.round_done(

@@ -132,7 +132,7 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(
 ) -> None:
     from mlflow import MlflowClient
 
-    from alsys.tracking import tracked_trial
+    from alsys.runner import tracked_trial
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     trial = config("supclust", d_clst=32, d_typ=64, strategy_params={"temperature": 0.5})
@@ -237,7 +237,7 @@ def test_probcover_trial_reports_its_delta_every_round() -> None:
 def test_mlflow_logs_probcover_delta_per_round(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    from alsys.tracking import tracked_trial
+    from alsys.runner import tracked_trial
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     state, run_id = tracked_trial(PROBCOVER_TRIAL, blob_dataset(), uri, experiment="test")

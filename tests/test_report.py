@@ -25,7 +25,7 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished `dim_grid --smoke`: its MLflow SQLite store and its embedding store."""
     import ray
 
-    from alsys.tune_adapter import sweep_main
+    from alsys.sweep.cli import sweep_main
 
     folder = tmp_path_factory.mktemp("smoke")
     argv = ["--smoke", "--storage-path", str(folder / "ray")]
@@ -296,3 +296,31 @@ def test_the_smoke_sweeps_scatter_shows_its_supclust_pick_inside_the_kept_set(
         assert not isinstance(points, str)
         assert points.candidates[points.pick] == selections[0]["indices"][0]
         assert points.kept[points.pick]
+
+
+def test_mlflow_chart_view_of_the_sweep_draws_its_learning_curves(
+    mlflow_ui: str, tmp_path: Path
+) -> None:
+    """The runs page in chart mode, the parent collapsed: its per-configuration curves (mean
+    and s.e. over seeds, step = round) are the charts."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_ui)
+    experiment = client.get_experiment_by_name("dim_grid_smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.info.run_name == "sweep-dim_grid_smoke"]
+    curves = sorted(k for k in parent.data.metrics if k.endswith("/mean"))
+    assert "supclust-digits-tiny-ssl-c16-t16/mean" in curves and len(curves) == 9
+    history = client.get_metric_history(parent.info.run_id, curves[0])
+    assert sorted(m.step for m in history) == [1, 2]
+    exp = experiment.experiment_id
+    runs = f"{mlflow_ui}/#/experiments/{exp}/runs?workflowType=machine_learning"
+    charts = runs + "&compareRunsMode=CHART&isComparingRuns=true"
+    # The first load of a fresh profile on a cold server settles the view's state and fetches
+    # the metric histories; the second is what a user sees once the page has loaded.
+    browser.dom(charts, budget_ms=20000, tmp=tmp_path)
+    page = browser.dom(charts, budget_ms=20000, tmp=tmp_path)
+    assert "Model metrics (0)" not in page
+    shown = [c for c in curves if c in page]
+    assert shown, "the chart view lists the sweep's curves"
+    browser.screenshot(charts, "mlflow_charts.png", budget_ms=20000, size="1600,1400")

@@ -157,7 +157,7 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
     import ray
     from mlflow import MlflowClient
 
-    from alsys.tune_adapter import sweep_main
+    from alsys.sweep.cli import sweep_main
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [
@@ -248,7 +248,7 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from alsys.tune_adapter import tune_main
+    from tests.sweep_scripts import tune_main
 
     argv = [
         "--smoke",
@@ -276,7 +276,7 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
     assert "not a result" in held_out
     from mlflow import MlflowClient
 
-    from alsys.sweep import load_tuning_spec
+    from tests.sweep_scripts import load_tuning_spec
 
     tuning = load_tuning_spec(SWEEPS / "tune_supclust.yaml", smoke=True)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -313,7 +313,7 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
 
 
 def test_tuning_spec_rejects_bad_ranges(tmp_path: Path) -> None:
-    from alsys.sweep import load_tuning_spec
+    from tests.sweep_scripts import load_tuning_spec
 
     text = (SWEEPS / "tune_supclust.yaml").read_text()
     (tmp_path / "t.yaml").write_text(
@@ -329,7 +329,7 @@ def test_tuning_spec_rejects_bad_ranges(tmp_path: Path) -> None:
 
 
 def test_held_out_seeds_must_be_disjoint_from_the_tuning_seeds(tmp_path: Path) -> None:
-    from alsys.sweep import load_tuning_spec
+    from tests.sweep_scripts import load_tuning_spec
 
     text = (SWEEPS / "tune_supclust.yaml").read_text().split("\nsmoke:")[0]
     for line, problem in (
@@ -346,7 +346,7 @@ def test_held_out_seeds_must_be_disjoint_from_the_tuning_seeds(tmp_path: Path) -
 
 
 def test_held_out_evaluation_is_three_trials_per_held_out_seed() -> None:
-    from alsys.sweep import load_tuning_spec
+    from tests.sweep_scripts import load_tuning_spec
 
     tuning = load_tuning_spec(SWEEPS / "tune_supclust.yaml")
     assert tuning.seeds == [0, 1, 2] and len(tuning.holdout_seeds) == 10
@@ -367,7 +367,7 @@ def test_trial_progress_round_trips_and_a_damaged_file_is_not_used(tmp_path: Pat
     import numpy as np
 
     from alsys.loop import RoundResult, TrialState
-    from alsys.tune_adapter import load_state, save_state
+    from alsys.sweep.trainable import load_state, save_state
 
     state = TrialState(np.array([-1, 1, 2, -1, 1]))
     state.rounds = [
@@ -387,7 +387,7 @@ def test_trial_progress_round_trips_and_a_damaged_file_is_not_used(tmp_path: Pat
 
 
 def test_damaged_tune_state_is_not_restored(tmp_path: Path) -> None:
-    from alsys.tune_adapter import restorable
+    from alsys.sweep.launch import restorable
 
     assert not restorable(tmp_path)  # nothing saved
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
@@ -510,7 +510,7 @@ def test_baseline_space_sweep_tracks_each_space_on_a_real_ray(tmp_path: Path) ->
     import ray
     from mlflow import MlflowClient
 
-    from alsys.tune_adapter import sweep_main
+    from alsys.sweep.cli import sweep_main
 
     # Without random, which would read SimCLR: FSL in a baseline space trains no embedding.
     (tmp_path / "baselines.yaml").write_text(BASELINE_SWEEP.replace("random, ", ""))

@@ -42,12 +42,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from alsys.device import torch_device
+from alsys.embed.gaussian import _Gaussian, _gaussian_kl, _gaussian_log_density, _mlp
 from alsys.errors import InputError
 from alsys.spaces import LAYERS, MODELS, Space, parse_space
+from alsys.spaces import unit_rows as _unit
 
 INPUTS = ("images", "embeddings")
 ESTIMATORS = ("mean", "iw")
-_LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -109,33 +110,6 @@ def hvae_preset(dataset: str, input: str, epochs: int | None = None) -> HVAEConf
             raise InputError("hvae_epochs", f"must be an integer >= 1, got {epochs!r}")
         config = replace(config, epochs=epochs, warmup_epochs=min(config.warmup_epochs, epochs))
     return config
-
-
-def _gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
-    """Sum over the last axis of log N(z; mu, sd^2)."""
-    return (-0.5 * (_LOG_2PI + ((z - mu) / sd) ** 2) - torch.log(sd)).sum(-1)
-
-
-def _gaussian_kl(mu_q: torch.Tensor, sd_q: torch.Tensor, mu_p: torch.Tensor, sd_p: torch.Tensor):  # type: ignore[no-untyped-def]
-    """KL(N(mu_q, sd_q^2) || N(mu_p, sd_p^2)) summed over the last axis."""
-    ratio = (sd_q / sd_p) ** 2
-    return 0.5 * (ratio + ((mu_q - mu_p) / sd_p) ** 2 - 1 - torch.log(ratio)).sum(-1)
-
-
-class _Gaussian(nn.Module):
-    """A linear map to (mu, sd) of a diagonal Gaussian."""
-
-    def __init__(self, n_in: int, dim: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(n_in, 2 * dim)
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, raw = self.linear(h).chunk(2, dim=-1)
-        return mu, F.softplus(raw) + 1e-3
-
-
-def _mlp(n_in: int, width: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU())
 
 
 class LadderVAE(nn.Module):
@@ -461,8 +435,6 @@ def hvae_embeddings(
             test_x = prepare_inputs(loaded_data.test_images, "images")
         else:
             train_raw, test_raw = source if source is not None else _features(data())
-            from alsys.loop import _unit
-
             train_x = prepare_inputs(_unit(train_raw), "embeddings")
             stats = (train_x.shift, train_x.scale)
             assert stats[0] is not None and stats[1] is not None

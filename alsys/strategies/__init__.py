@@ -13,6 +13,7 @@ from typing import Any
 from alsys.errors import InputError, lookup
 from alsys.strategies.bald import BALD
 from alsys.strategies.base import (
+    Inputs,
     Pool,
     Selection,
     Strategy,
@@ -65,6 +66,14 @@ REGISTRY: dict[str, type[Strategy]] = {
 }
 
 
+# The comparisons the thesis draws, by name, for the report: the SUPClust ablation (Fig. 5.3),
+# the strategies of the D_clst x D_typ study (chapter 4) and the baselines every figure has.
+ABLATION = (SUPClust.name, SUPClustNoSup.name, SUPClustNoTypicality.name, TypiClust.name)
+DIM_STRATEGIES = (TypiClust.name, SUPClust.name, SUPClustNoSup.name, SUPClustNoTypicality.name)
+RANDOM = Random.name
+TYPICLUST = TypiClust.name
+
+
 def strategy_params(name: str) -> dict[str, Any]:
     """The hyperparameters of strategy ``name`` with their defaults."""
     return {f.name: f.default for f in dataclasses.fields(get_strategy_class(name)) if f.init}
@@ -72,6 +81,33 @@ def strategy_params(name: str) -> dict[str, Any]:
 
 def get_strategy_class(name: str) -> type[Strategy]:
     return lookup(REGISTRY, name, "strategy")
+
+
+def get_inputs(name: str) -> Inputs:
+    """What strategy ``name`` reads in a trial (its class's declaration)."""
+    return get_strategy_class(name).inputs
+
+
+def effective_params(
+    name: str, params: dict[str, Any], n_classes: int | None = None
+) -> dict[str, Any]:
+    """Every hyperparameter strategy ``name`` runs with: its defaults, overlaid with
+    ``params``; the parameter it declares for the number of classes gets ``n_classes`` when
+    left unset."""
+    values = {**strategy_params(name), **params}
+    return values if n_classes is None else with_n_classes(name, values, n_classes)
+
+
+def with_n_classes(name: str, params: dict[str, Any], n_classes: int) -> dict[str, Any]:
+    """``params`` with the dataset's number of classes in the parameter strategy ``name``
+    declares for it (``Inputs.n_classes``), where that is unset and not overridden."""
+    inputs, out = get_inputs(name), dict(params)
+    declared, unless = inputs.n_classes, inputs.n_classes_unless
+    if declared is None or out.get(declared) is not None:
+        return out
+    if unless is None or out.get(unless) is None:
+        out[declared] = n_classes
+    return out
 
 
 def make_strategy(name: str, **params: Any) -> Strategy:
@@ -86,14 +122,19 @@ def make_strategy(name: str, **params: Any) -> Strategy:
 
 
 __all__ = [
+    "ABLATION",
     "BALD",
     "DBAL",
+    "DIM_STRATEGIES",
     "OODLLR",
+    "RANDOM",
     "REGISTRY",
+    "TYPICLUST",
     "BatchBALD",
     "Clustering",
     "Coreset",
     "Entropy",
+    "Inputs",
     "LeastConfidence",
     "Margin",
     "Pool",
@@ -108,7 +149,9 @@ __all__ = [
     "bald_scores",
     "cluster_weights",
     "coverage_graph",
+    "effective_params",
     "entropy_scores",
+    "get_inputs",
     "get_strategy_class",
     "kcenter_greedy",
     "kmeans",
@@ -121,4 +164,5 @@ __all__ = [
     "sup_scores",
     "typicality",
     "validate_selection",
+    "with_n_classes",
 ]

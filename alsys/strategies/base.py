@@ -283,15 +283,49 @@ def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) ->
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """What a strategy reads in a trial, declared as data on its class. The config, the loop
+    and the sweep read it; none of them names a strategy.
+
+    Attributes:
+        space: selects in the trial's selection space (``TrialConfig.space``: SimCLR, an HVAE
+            latent, pixels, PCA), so a sweep's ``spaces`` axis applies to it.
+        dims: the D_clst x D_typ study applies (thesis chapter 4): separate SimCLR dimensions
+            for clustering and typicality.
+        probs: class probabilities of the current model, (n, classes).
+        mc_samples: ``TrialConfig.mc_passes`` MC-dropout samples, (T_mc, n, classes).
+        features: the classifier's penultimate features once a model exists (before: the SSL
+            embeddings), as ``Pool.embeddings``.
+        scores: per-row scores, LLR^{>k} of an HVAE: the names of the parameters that give the
+            HVAE (``hvae`` or ``hvae-emb``) and k.
+        n_classes: a parameter that gets the dataset's number of classes when left unset,
+        n_classes_unless: unless this parameter is given (ProbCover's delta replaces k).
+        name_params: parameters every run name spells (variants a reader must tell apart).
+    """
+
+    space: bool = False
+    dims: bool = False
+    probs: bool = False
+    mc_samples: bool = False
+    features: bool = False
+    scores: tuple[str, str] | None = None
+    n_classes: str | None = None
+    n_classes_unless: str | None = None
+    name_params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Strategy(ABC):
     """Base of every query strategy.
 
-    Subclasses set ``name`` and ``needs`` (which :class:`Pool` field they read) and implement
-    :meth:`_select`. :meth:`select` validates the query before and the selection after.
+    Subclasses set ``name``, ``needs`` (which :class:`Pool` field they read) and ``inputs``
+    (what a trial gives them, see :class:`Inputs`), and implement :meth:`_select`.
+    :meth:`select` validates the query before and the selection after.
     """
 
     name: ClassVar[str]
     needs: ClassVar[str]  # "embeddings", "probs", "mc_probs" or "nothing"
+    inputs: ClassVar[Inputs] = Inputs()
 
     def select(
         self,

@@ -16,6 +16,7 @@ from scipy.special import xlogy
 from alsys.strategies.base import (
     BoolArray,
     FloatArray,
+    Inputs,
     IntArray,
     Pool,
     Selection,
@@ -141,6 +142,7 @@ class BatchBALD(Strategy):
 
     name = "batchbald"
     needs = "mc_probs"
+    inputs = Inputs(mc_samples=True)
 
     num_samples: int | None = None
     max_candidates: int | None = None

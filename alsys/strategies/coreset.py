@@ -14,6 +14,7 @@ from alsys.errors import InputError
 from alsys.strategies.base import (
     BoolArray,
     FloatArray,
+    Inputs,
     IntArray,
     Pool,
     Selection,
@@ -73,6 +74,7 @@ class Coreset(Strategy):
 
     name = "coreset"
     needs = "embeddings"
+    inputs = Inputs(features=True)
 
     normalize: bool = False
 

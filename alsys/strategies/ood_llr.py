@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alsys.errors import InputError
-from alsys.strategies.base import IntArray, argmax_tiebreak, check_choice, check_number
+from alsys.strategies.base import Inputs, IntArray, argmax_tiebreak, check_choice, check_number
 from alsys.strategies.clustering import ClusterContext, ClusterStrategy, Pick
 
 LLR_MODELS = ("hvae", "hvae-emb")
@@ -27,6 +27,7 @@ class OODLLR(ClusterStrategy):
     """In each visited cluster, the candidate of lowest (``invert``: highest) score."""
 
     name = "ood_llr"
+    inputs = Inputs(space=True, scores=("model", "k"), name_params=("model", "k", "invert"))
 
     invert: bool = False
     k: int = 2

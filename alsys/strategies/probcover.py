@@ -23,6 +23,7 @@ from scipy import sparse
 from alsys.errors import InputError
 from alsys.strategies.base import (
     BoolArray,
+    Inputs,
     IntArray,
     Pool,
     Selection,
@@ -284,6 +285,7 @@ class ProbCover(Strategy):
 
     name = "probcover"
     needs = "embeddings"
+    inputs = Inputs(space=True, n_classes="n_classes", n_classes_unless="delta")
 
     delta: float | None = None
     n_classes: int | None = None

@@ -23,6 +23,7 @@ from scipy.special import softmax
 from alsys.errors import InputError
 from alsys.strategies.base import (
     FloatArray,
+    Inputs,
     IntArray,
     argmax_tiebreak,
     check_number,
@@ -100,6 +101,7 @@ class SUPClust(ClusterStrategy):
     """
 
     name = "supclust"
+    inputs = Inputs(space=True, dims=True)
 
     temperature: float = 1.0
     typ_ratio: float = 0.1
@@ -153,6 +155,7 @@ class SUPClustNoSup(SUPClust):
     """Ablation "w/o SUP": a random point among the top ``typ_ratio`` by typicality."""
 
     name = "supclust_no_sup"
+    inputs = Inputs(space=True)
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
@@ -171,6 +174,7 @@ class SUPClustNoTypicality(SUPClust):
     """Ablation "w/o typicality": the highest SUP over all candidates (typ_ratio unused)."""
 
     name = "supclust_no_typicality"
+    inputs = Inputs(space=True)
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator

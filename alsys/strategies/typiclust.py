@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alsys.strategies.base import IntArray, argmax_tiebreak
+from alsys.strategies.base import Inputs, IntArray, argmax_tiebreak
 from alsys.strategies.clustering import ClusterContext, ClusterStrategy, Pick, typicality
 
 __all__ = ["TypiClust", "typicality"]
@@ -22,6 +22,7 @@ class TypiClust(ClusterStrategy):
     """In each visited cluster, the candidate of highest typicality (ties by the rng)."""
 
     name = "typiclust"
+    inputs = Inputs(space=True, dims=True)
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator

@@ -18,6 +18,7 @@ from alsys.strategies.base import (
     COLD_START_NOTE,
     BoolArray,
     FloatArray,
+    Inputs,
     Pool,
     Selection,
     Strategy,
@@ -114,6 +115,7 @@ class ProbabilityStrategy(TopScoreStrategy):
     """Scores class probabilities; MC samples are averaged when only those are given."""
 
     needs = "probs"
+    inputs = Inputs(probs=True)
 
     def priorities(self, pool: Pool) -> FloatArray | None:
         if pool.probs is not None:
@@ -131,6 +133,7 @@ class MCDropoutStrategy(TopScoreStrategy):
     """Scores MC-dropout samples (T_mc, n, classes)."""
 
     needs = "mc_probs"
+    inputs = Inputs(mc_samples=True)
 
     @property
     def score_field(self) -> str:

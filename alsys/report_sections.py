@@ -1,0 +1,382 @@
+"""The report's sections on learning curves, dimensions, the ablation and the statistics: each
+a function of the runs' frame that draws its figures into the report (alsys.report builds the
+page)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alsys.strategies import ABLATION, DIM_STRATEGIES, RANDOM, TYPICLUST
+
+ALPHA = 0.05
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _value(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def trial_frame(runs: list[dict[str, Any]]) -> Any:
+    """A pandas frame, one row per (trial run, round), with effective D_clst/D_typ.
+
+    A trial that selects outside SimCLR is its own line everywhere: its ``strategy`` carries
+    the space, as in ``typiclust [pca:32]`` (``space`` holds the name alone).
+    """
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        params = run["params"]
+        if "strategy" not in params:  # the sweep's parent run, or a tuning candidate
+            continue
+        d_clst = _value(params.get("d_clst")) or _value(params.get("ssl.embedding_dim")) or 512
+        d_typ = _value(params.get("d_typ")) or d_clst
+        labels = dict(run["history"].get("n_labeled", []))
+        space = params.get("space") or "simclr"
+        strategy = params["strategy"] if space == "simclr" else f"{params['strategy']} [{space}]"
+        for step, value in run["history"].get("balanced_accuracy", []):
+            rows.append(
+                {
+                    "run_id": run["run_id"],
+                    "strategy": strategy,
+                    "space": space,
+                    "dataset": params.get("dataset"),
+                    "budget": params.get("budget"),
+                    "setting": params.get("setting"),
+                    "seed": _value(params.get("seed")),
+                    "d_clst": int(d_clst),
+                    "d_typ": int(d_typ),
+                    "round": int(step),
+                    "n_labeled": labels.get(step, math.nan),
+                    "balanced_accuracy": value,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    images: list[tuple[str, str]] = field(default_factory=list)  # (png file name, caption)
+    table: str = ""  # HTML
+
+
+@dataclass
+class Report:
+    experiment: str
+    out: Path
+    sections: list[Section] = field(default_factory=list)
+
+    def figure(self, fig: Any, name: str) -> str:
+        fig.savefig(self.out / name, dpi=110, bbox_inches="tight")
+        _pyplot().close(fig)
+        return name
+
+
+def _sem(values: Any) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _largest_dims(frame: Any) -> Any:
+    """Per strategy, only its largest (D_clst, D_typ): the thesis's default configuration."""
+    keep = []
+    for _, group in frame.groupby("strategy"):
+        best = max(set(zip(group.d_clst, group.d_typ, strict=True)))
+        keep.append(group[(group.d_clst == best[0]) & (group.d_typ == best[1])])
+    import pandas as pd
+
+    return pd.concat(keep)
+
+
+def learning_curves(report: Report, frame: Any) -> Section:
+    section = Section("Learning curves")
+    if frame.empty:
+        section.text = "No trial has logged a round yet: nothing to draw."
+        return section
+    plt = _pyplot()
+    data = _largest_dims(frame)
+    panels = sorted(data.groupby(["dataset", "budget"]).groups)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    strategies = sorted(data.strategy.unique())
+    cmap = plt.get_cmap("tab10" if len(strategies) <= 10 else "tab20")
+    for ax, (dataset, budget) in zip(axes[0], panels, strict=True):
+        here = data[(data.dataset == dataset) & (data.budget == budget)]
+        for (strategy, setting), group in here.groupby(["strategy", "setting"]):
+            per_round = group.groupby("round")
+            mean = per_round.balanced_accuracy.mean()
+            sem = per_round.balanced_accuracy.agg(_sem)
+            x = per_round.n_labeled.mean().to_numpy()
+            colour = cmap(strategies.index(strategy) % cmap.N)
+            style = "-" if setting == "ssl" else "--"
+            ax.plot(x, mean, style, marker="o", ms=3, color=colour, label=f"{strategy} ({setting})")
+            ax.fill_between(x, mean - sem, mean + sem, color=colour, alpha=0.15)
+        ax.set_title(f"{dataset}, {budget} budget")
+        ax.set_xlabel("number of labels")
+        ax.set_ylabel("balanced accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    name = report.figure(fig, "learning_curves.png")
+    varied = data.groupby("strategy")[["d_clst", "d_typ"]].first()
+    section.images.append(
+        (
+            name,
+            "Mean ± standard error over seeds; SSL solid, FSL dashed. Strategies run at several "
+            "dimensions are drawn at their largest: "
+            + ", ".join(f"{s} {r.d_clst}/{r.d_typ}" for s, r in varied.iterrows()),
+        )
+    )
+    return section
+
+
+def _annotate(ax: Any, image: Any, values: Any, fmt: str) -> None:
+    """Write each finite cell's value on a heatmap, black on light cells and white on dark."""
+    for (a, b), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            red, green, blue, _ = image.cmap(image.norm(v))
+            light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+            colour = "black" if light else "white"
+            ax.text(b, a, fmt.format(v), ha="center", va="center", fontsize=6, color=colour)
+
+
+def _dim_baselines(frame: Any, data: Any) -> list[tuple[str, Any]]:
+    """Chapter 4's baselines in the experiment, as (label, their rows): Random, and TypiClust
+    at the largest (D_clst, D_typ) it ran (512/512 in the thesis)."""
+    found = []
+    random = frame[frame.strategy == RANDOM]
+    if not random.empty:
+        found.append(("Random", random))
+    typiclust = data[data.strategy == TYPICLUST]
+    if not typiclust.empty:
+        top = (int(typiclust.d_clst.max()), int(typiclust.d_typ.max()))
+        at_top = typiclust[(typiclust.d_clst == top[0]) & (typiclust.d_typ == top[1])]
+        if not at_top.empty:
+            found.append((f"TypiClust\n{top[0]}/{top[1]}", at_top))
+    return found
+
+
+def _beside(
+    fig: Any, ax: Any, image: Any, labels: list[str], values: list[float], fmt: str
+) -> None:
+    """The baselines as a column of cells right of a heatmap, on its colour scale (which stays
+    the grid's: a baseline beyond it takes the end colour, and the colorbar an arrow), each
+    with its name and value; then the colorbar."""
+    from mpl_toolkits.axes_grid1 import make_axes_locatable  # type: ignore[import-untyped]
+
+    divider = make_axes_locatable(ax)
+    if labels:
+        strip = divider.append_axes("right", size="30%", pad=0.06)
+        strip.imshow(np.asarray(values, dtype=float)[:, None], cmap=image.cmap, norm=image.norm)
+        strip.set_aspect("auto")
+        for row, (label, value) in enumerate(zip(labels, values, strict=True)):
+            finite = bool(np.isfinite(value))
+            red, green, blue, _ = image.cmap(image.norm(value)) if finite else (1, 1, 1, 1)
+            colour = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+            text = f"{label}\n{fmt.format(value) if finite else 'n/a'}"
+            strip.text(0, row, text, ha="center", va="center", fontsize=6, color=colour)
+        strip.set_xticks([])
+        strip.set_yticks([])
+    low = any(v < image.norm.vmin for v in values if np.isfinite(v))
+    high = any(v > image.norm.vmax for v in values if np.isfinite(v))
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}
+    bar = fig.colorbar(
+        image,
+        cax=divider.append_axes("right", size="8%", pad=0.06),
+        extend=extend.get((low, high), "neither"),
+    )
+    bar.ax.tick_params(labelsize=6)
+    bar.ax.yaxis.set_major_locator(_pyplot().MaxNLocator(4))
+
+
+def dim_heatmaps(report: Report, frame: Any) -> Section:
+    section = Section("D_clst x D_typ")
+    data = frame[frame.strategy.isin(DIM_STRATEGIES)] if not frame.empty else frame
+    if data.empty or (data.d_clst.nunique() < 2 and data.d_typ.nunique() < 2):
+        section.text = (
+            "This experiment does not vary D_clst or D_typ (run sweeps/dim_grid.py for this study)."
+        )
+        return section
+    plt = _pyplot()
+    strategies = sorted(data.strategy.unique())
+    rounds = sorted(data["round"].unique())
+    clst, typ = sorted(data.d_clst.unique()), sorted(data.d_typ.unique())
+    baselines = _dim_baselines(frame, data)
+    labels = [label for label, _ in baselines]
+    wide = 0.8 if baselines else 0.0  # room for the baselines' column
+    fig, axes = plt.subplots(
+        len(strategies),
+        len(rounds),
+        figsize=((2.6 + wide) * len(rounds) + 1, 2.4 * len(strategies) + 0.5),
+        squeeze=False,
+    )
+    for i, strategy in enumerate(strategies):
+        for j, r in enumerate(rounds):
+            cell = data[(data.strategy == strategy) & (data["round"] == r)]
+            grid = cell.pivot_table(
+                index="d_clst", columns="d_typ", values="balanced_accuracy", aggfunc="mean"
+            ).reindex(index=clst, columns=typ)
+            beside = [rows[rows["round"] == r].balanced_accuracy.mean() for _, rows in baselines]
+            ax = axes[i][j]
+            image = ax.imshow(grid.to_numpy(), cmap="viridis", origin="lower")
+            _annotate(ax, image, grid.to_numpy(), "{:.2f}")
+            ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
+            ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
+            ax.set_title(f"{strategy}, round {r}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("D_clst")
+            if i == len(strategies) - 1:
+                ax.set_xlabel("D_typ")
+            _beside(fig, ax, image, labels, beside, "{:.2f}")
+    fig.tight_layout()
+    named = " and ".join(label.replace("\n", " at ") for label in labels)
+    beside_note = f"; beside each grid, on its colour scale, the baselines: {named}."
+    section.images.append(
+        (
+            report.figure(fig, "dims_per_round.png"),
+            "Mean balanced accuracy over seeds per round" + (beside_note if labels else "."),
+        )
+    )
+    reference = data[(data.strategy == TYPICLUST)]
+    if reference.empty:
+        section.text = "No TypiClust runs: the difference to TypiClust cannot be drawn."
+        return section
+    top = (int(reference.d_clst.max()), int(reference.d_typ.max()))
+    base = reference[(reference.d_clst == top[0]) & (reference.d_typ == top[1])]
+    base_auc = base.balanced_accuracy.mean()
+    beside = [rows.balanced_accuracy.mean() - base_auc for _, rows in baselines]
+    fig, axes = plt.subplots(
+        1, len(strategies), figsize=((4.4 + wide) * len(strategies), 3.4), squeeze=False
+    )
+    for ax, strategy in zip(axes[0], strategies, strict=True):
+        cell = data[data.strategy == strategy]
+        grid = cell.pivot_table(
+            index="d_clst", columns="d_typ", values="balanced_accuracy", aggfunc="mean"
+        ).reindex(index=clst, columns=typ)
+        diff = grid.to_numpy() - base_auc
+        bound = float(np.nanmax(np.abs(diff))) or 1e-3
+        image = ax.imshow(diff, cmap="RdBu", vmin=-bound, vmax=bound, origin="lower")
+        _annotate(ax, image, diff, "{:+.3f}")
+        ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
+        ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
+        ax.set_title(strategy, fontsize=8)
+        ax.set_xlabel("D_typ")
+        ax.set_ylabel("D_clst")
+        _beside(fig, ax, image, labels, beside, "{:+.3f}")
+    fig.tight_layout()
+    note = "" if top == (512, 512) else " (512/512 is not in this experiment: its largest)"
+    section.images.append(
+        (
+            report.figure(fig, "dims_vs_typiclust.png"),
+            f"Mean balanced accuracy over rounds and seeds minus TypiClust at "
+            f"{top[0]}/{top[1]}{note}: blue is better than that TypiClust"
+            + (beside_note if labels else "."),
+        )
+    )
+    return section
+
+
+def auc_frame(frame: Any) -> Any:
+    """Area under the learning curve (mean balanced accuracy over rounds) per run."""
+    keys = ["run_id", "strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ"]
+    return frame.groupby(keys, as_index=False).balanced_accuracy.mean()
+
+
+def ablation(report: Report, frame: Any) -> Section:
+    section = Section("Ablation")
+    present = sorted(set(frame.strategy) & set(ABLATION)) if not frame.empty else []
+    if len(present) < 2:
+        section.text = (
+            "Needs at least two of SUPClust, its two ablations and TypiClust (run "
+            f"sweeps/ablation.py); this experiment has {', '.join(present) or 'none'}."
+        )
+        return section
+    plt = _pyplot()
+    auc = auc_frame(_largest_dims(frame[frame.strategy.isin(present)]))
+    groups = sorted(auc.groupby(["dataset", "budget", "setting"]).groups)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], groups, strict=True):
+        here = auc[(auc.dataset == key[0]) & (auc.budget == key[1]) & (auc.setting == key[2])]
+        stats = here.groupby("strategy").balanced_accuracy.agg(["mean", _sem]).reindex(present)
+        ax.bar(range(len(present)), stats["mean"], yerr=stats["_sem"], capsize=4, color="C0")
+        ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=7)
+        low = float(np.nanmin(stats["mean"] - stats["_sem"]))
+        ax.set_ylim(max(0.0, low - 0.05), None)
+        ax.set_ylabel("area under the learning curve")
+        ax.set_title(" / ".join(key), fontsize=9)
+    section.images.append((report.figure(fig, "ablation.png"), "Mean ± standard error over seeds."))
+    return section
+
+
+def statistics(frame: Any) -> Section:
+    """Each strategy against Random and TypiClust: AUC paired by seed, Wilcoxon signed-rank."""
+    from scipy.stats import wilcoxon
+
+    section = Section("Statistics")
+    if frame.empty:
+        section.text = "No finished rounds: no statistics."
+        return section
+    auc = auc_frame(_largest_dims(frame))
+    rows = []
+    for key, group in auc.groupby(["dataset", "budget", "setting"]):
+        by = {s: g.set_index("seed").balanced_accuracy for s, g in group.groupby("strategy")}
+        for baseline in (RANDOM, TYPICLUST):
+            if baseline not in by:
+                continue
+            for strategy in sorted(by):
+                if strategy == baseline:
+                    continue
+                a, b = by[strategy].align(by[baseline], join="inner")
+                diff = (a - b).to_numpy()
+                if len(diff) == 0:
+                    continue
+                if len(diff) < 2 or np.allclose(diff, 0):
+                    p, verdict = math.nan, "too few seeds" if len(diff) < 2 else "identical"
+                else:
+                    p = float(wilcoxon(a, b).pvalue)
+                    if p < ALPHA:
+                        verdict = "better" if diff.mean() > 0 else "worse"
+                    else:
+                        verdict = "within the noise"
+                        if len(diff) < 6:
+                            verdict += f" ({len(diff)} seeds cannot reach p < {ALPHA})"
+                rows.append(["/".join(key), strategy, baseline, len(diff), diff.mean(), p, verdict])
+    if not rows:
+        section.text = "Neither Random nor TypiClust ran with the same seeds as another strategy."
+        return section
+    head = ["dataset/budget/setting", "strategy", "vs", "seeds", "Δ AUC", "Wilcoxon p", "verdict"]
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(f'{v:+.4f}' if i == 4 else f'{v:.3g}' if i == 5 else str(v))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    section.table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{body}</table>"
+    section.text = (
+        "AUC: the mean balanced accuracy over rounds of each run; pairs share the seed. "
+        f"A difference counts only at p < {ALPHA}; otherwise it is within the noise."
+    )
+    return section

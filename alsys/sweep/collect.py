@@ -1,0 +1,202 @@
+"""The sweep's collect stage: from each trial's rounds to the results table, the compact
+summary, and the learning curves on the sweep's MLflow parent run.
+
+No Ray here. Rows are one dict per (trial, round): the config's fields, ``seed``, ``baseline``,
+``round`` and ``balanced_accuracy``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alsys.config import params_label
+from alsys.sweep.spec import Trial
+
+CONFIG_KEYS = ("strategy", "params", "space", "dataset", "budget", "setting", "d_clst", "d_typ")
+
+
+def _frame(rows: list[dict[str, Any]]) -> Any:
+    """The rows as a frame; an unset D (a strategy without one) reads ``-``."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    for key in ("d_clst", "d_typ"):
+        if key in frame:
+            frame[key] = ["-" if pd.isna(v) else int(v) for v in frame[key]]
+    if "baseline" not in frame:
+        frame["baseline"] = False
+    return frame
+
+
+def results_table(rows: list[dict[str, Any]]) -> Any:
+    """Mean and standard error over seeds, per configuration and round (a pandas DataFrame).
+
+    rows: one dict per (trial, round) with the config fields, ``seed``, ``baseline`` (whether
+    the trial is one of the sweep's baselines), ``round`` and ``balanced_accuracy``.
+    """
+    frame = _frame(rows)
+    if frame.empty:
+        return frame
+    keys = [k for k in (*CONFIG_KEYS, "baseline", "round") if k in frame]
+    grouped = frame.groupby(keys, dropna=False, sort=False)["balanced_accuracy"]
+    table = grouped.agg(["mean", "count", "std"]).reset_index()
+    table["sem"] = table["std"] / np.sqrt(table["count"])
+    return table.drop(columns="std").rename(columns={"count": "seeds"})
+
+
+def configuration_means(rows: list[dict[str, Any]]) -> Any:
+    """Per configuration, the mean balanced accuracy over rounds (the area under the learning
+    curve) of each seed, then its mean and standard error over seeds (columns ``mean``,
+    ``sem``, ``seeds``), in the order the configurations first appear."""
+    frame = _frame(rows)
+    if frame.empty:
+        return frame
+    keys = [k for k in (*CONFIG_KEYS, "baseline") if k in frame]
+    per_seed = frame.groupby([*keys, "seed"], sort=False).balanced_accuracy.mean().reset_index()
+    grouped = per_seed.groupby(keys, sort=False).balanced_accuracy
+    table = grouped.agg(["mean", "count", "std"]).reset_index()
+    table["sem"] = table["std"] / np.sqrt(table["count"])  # NaN for one seed
+    return table.drop(columns="std").rename(columns={"count": "seeds"})
+
+
+def _config_label(row: Any, dims: bool = True, mark: bool = True) -> str:
+    """``typiclust 64/64 hvae:z2:mean invert=True``: the strategy and what sets it apart."""
+    label = str(row.strategy)
+    if dims and (row.d_clst != "-" or row.d_typ != "-"):
+        label += f" {row.d_clst}/{row.d_typ}"
+    if getattr(row, "space", "simclr") != "simclr":
+        label += f" {row.space}"
+    params = json.loads(getattr(row, "params", "{}") or "{}")
+    if params:
+        label += " " + params_label(params)
+    return label + (" (baseline)" if mark and row.baseline else "")
+
+
+def summary_text(rows: list[dict[str, Any]]) -> str:
+    """The end of a sweep in a few lines: per dataset/budget/setting, a D_clst x D_typ grid of
+    the mean over rounds (mean over seeds) for each strategy run at several D pairs; then every
+    other configuration and the baselines, mean +- s.e. over seeds, a column per
+    dataset/budget/setting."""
+    import pandas as pd
+
+    means = configuration_means(rows)
+    if means.empty:
+        return "No trial finished a round: nothing to summarise."
+    counts = sorted(set(means.seeds))
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    lines = [
+        "Mean balanced accuracy over rounds (the area under the learning curve), mean over "
+        f"seeds ({seeds} seed{'' if seeds == '1' else 's'} per configuration):"
+    ]
+    means["group"] = means.dataset + " " + means.budget + " " + means.setting
+    keys = ["group", "strategy", "space", "params"]
+    with_dims = means.d_clst != "-"
+    listed = [means[~with_dims | means.baseline]]
+    for (group, *_), block in means[with_dims].groupby(keys, sort=False):
+        if len(block) < 2:  # one D pair is no grid: it is listed with the others
+            listed.append(block)
+            continue
+        title = _config_label(block.iloc[0], dims=False, mark=False)
+        lines += ["", f"{title}, {group}: D_clst (rows) x D_typ (columns)", *_grid_lines(block)]
+    table = pd.concat(listed).drop_duplicates(subset=[*keys, "d_clst", "d_typ"])
+    if table.empty:
+        return "\n".join(lines)
+    table = table.sort_values("baseline", kind="stable")  # baselines last, beside the grids
+    table["label"] = [_config_label(row) for row in table.itertuples()]
+    table["cell"] = [mean_sem(m, e) for m, e in zip(table["mean"], table["sem"], strict=True)]
+    pivot = table.pivot(index="label", columns="group", values="cell")
+    pivot = pivot.reindex(index=table.label.unique(), columns=means.group.unique()).fillna("")
+    pivot.index.name = pivot.columns.name = None
+    lines += ["", "Mean ± s.e. over seeds:", pivot.to_string(line_width=100)]
+    return "\n".join(lines)
+
+
+def mean_sem(mean: float, sem: float) -> str:
+    """``0.612 ± 0.010``; one seed has no standard error."""
+    return f"{mean:.3f} ± {sem:.3f}" if sem == sem else f"{mean:.3f} (1 seed)"
+
+
+def _grid_lines(block: Any) -> list[str]:
+    """One strategy's D_clst x D_typ grid of means, as text rows."""
+    grid = block.pivot_table(index="d_clst", columns="d_typ", values="mean", aggfunc="mean")
+    grid = grid.reindex(index=sorted(grid.index), columns=sorted(grid.columns))
+    head = "D_clst\\D_typ"
+    lines = [f"{head:>12}" + "".join(f"{c:>7}" for c in grid.columns)]
+    for d_clst, values in grid.iterrows():
+        cells = "".join(f"{v:7.3f}" if v == v else f"{'':>7}" for v in values)
+        lines.append(f"{d_clst:>12}{cells}")
+    return lines
+
+
+def trial_rows(trial: Trial, rounds: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    """One row per round of one trial; each round once (the last value reported wins: a
+    trial resumed from an older checkpoint reports some rounds again)."""
+    config = trial.config
+    fields = {
+        "strategy": config.strategy,
+        "dataset": config.dataset,
+        "budget": config.budget,
+        "setting": config.setting,
+        "seed": config.seed,
+        "d_clst": config.d_clst,
+        "d_typ": config.d_typ,
+        "space": config.space,
+        "params": json.dumps(config.strategy_params, sort_keys=True),
+        "baseline": trial.baseline,
+    }
+    last = dict(rounds)
+    return [{**fields, "round": r, "balanced_accuracy": last[r]} for r in sorted(last)]
+
+
+def curves(
+    trials: list[Trial], rounds: dict[str, list[tuple[int, float]]]
+) -> dict[str, list[tuple[int, float, float]]]:
+    """Per configuration of ``trials`` (those with rounds), ``(round, mean, s.e.)`` of balanced
+    accuracy over its seeds; ``rounds`` maps a trial's name to its ``(round, value)`` pairs."""
+    by_configuration: dict[str, dict[int, list[float]]] = {}
+    for trial in trials:
+        for step, value in dict(rounds.get(trial.name, [])).items():
+            by_configuration.setdefault(trial.configuration, {}).setdefault(step, []).append(value)
+    out = {}
+    for label, steps in by_configuration.items():
+        points = []
+        for step in sorted(steps):
+            values = np.asarray(steps[step], dtype=np.float64)
+            sem = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
+            points.append((int(step), float(values.mean()), sem))
+        out[label] = points
+    return out
+
+
+def print_results(
+    rows: list[dict[str, Any]],
+    csv: Path,
+    tracking_uri: str,
+    experiment: str,
+    store_root: str | None,
+) -> None:
+    """The end of every sweep, printed here and only here: the compact summary, the file that
+    holds the long table (one row per configuration and round), and the next two commands."""
+    from alsys.tracking import experiment_id
+
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    results_table(rows).to_csv(csv, index=False)
+    print(summary_text(rows))
+    print(f"\nPer configuration and round (mean, seeds, s.e.): {csv}")
+    found = experiment_id(tracking_uri, experiment)
+    runs = "/#/experiments/{}/runs?workflowType=machine_learning".format(found or "<id>")
+    report = ["alsys", "report", "--experiment", experiment, "--tracking-uri", tracking_uri]
+    report += ["--out", f"report/{experiment}", *(["--store", store_root] if store_root else [])]
+    if tracking_uri.startswith(("http://", "https://")):  # the server serves the UI itself
+        ui = f"open {tracking_uri.rstrip('/')}{runs}"
+    else:
+        ui = f"{shlex.join(['mlflow', 'ui', '--backend-store-uri', tracking_uri])}"
+        ui += f"  # then open http://127.0.0.1:5000{runs}"
+    print(f"\nNext:\n  {shlex.join(report)}\n  {ui}")

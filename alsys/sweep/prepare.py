@@ -1,0 +1,177 @@
+"""The sweep's prepare stage: the Ray connection, then every embedding and HVAE the trials
+read, computed once into the store and put once into Ray's object store.
+
+Store entries still missing are computed as Ray tasks (on a GPU when the cluster has one); the
+driver then puts each dataset once and each data key's spaces once into the object store, and
+trials read both zero-copy (:func:`shared_data`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import ray
+
+from alsys.config import TrialConfig
+from alsys.errors import InputError
+from alsys.loop import TrialData, prepare_data
+
+
+def connect_ray() -> None:
+    """Joins the cluster when there is one (ray job submit, RAY_ADDRESS); else starts Ray
+    locally. Resources are never passed: that raises when joining an existing cluster."""
+    if not ray.is_initialized():
+        ray.init()
+
+
+def check_tracking(uri: str) -> None:
+    """A SQLite URI is one file on the driver's disk: right for one machine, wrong for a
+    cluster, where trials on other nodes could not reach it. Refused outright when the cluster
+    already has several nodes; a warning when joining a cluster that may still grow."""
+    if not uri.startswith("sqlite:"):
+        return
+    advice = (
+        "run an MLflow server (cluster/local/start.sh, cluster/k8s/mlflow.yaml) and pass "
+        "--tracking-uri http://HOST:PORT"
+    )
+    alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    if len(alive) > 1:
+        raise InputError(
+            "--tracking-uri",
+            f"{uri} is a SQLite file on this node, but the cluster has {len(alive)} nodes "
+            f"whose trials could not log to it; {advice}",
+        )
+    if os.environ.get("RAY_ADDRESS") or os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        print(
+            f"alsys: warning: MLflow writes to {uri} on the head node. That holds while the "
+            f"cluster has one node; if workers join, {advice}.",
+            file=sys.stderr,
+        )
+
+
+def _cluster_gpus() -> float:
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return float(resources.get("GPU", 0))
+
+
+def trial_resources(requested: dict[str, float]) -> dict[str, float]:
+    """The requested share, with the GPU part dropped on a cluster without GPUs (a GPU request
+    there would stay PENDING forever)."""
+    resources = {"cpu": float(requested.get("cpu", 1))}
+    if _cluster_gpus() > 0 and requested.get("gpu", 0) > 0:
+        resources["gpu"] = float(requested["gpu"])
+    return resources
+
+
+def data_key(config: TrialConfig) -> str:
+    """Trials with the same key read the same embeddings."""
+    return json.dumps(
+        {
+            "dataset": config.dataset,
+            "options": config.dataset_options,
+            "setting": config.setting,
+            "d": [config.clustering_dim, config.typicality_dim, config.ssl.embedding_dim],
+            "embed": [config.embed_mode, config.embed_epochs, config.embed_seed],
+            "space": config.space,
+            "hvae": [config.hvae_models, config.hvae_epochs],
+            "scores": config.score_source(),
+        },
+        sort_keys=True,
+    )
+
+
+@ray.remote
+def _train_embeddings(config_dict: dict[str, Any], store_root: str | None) -> None:
+    """Fills the store entry a config needs; returns nothing, so no arrays travel back."""
+    from alsys.embed.store import EmbeddingStore
+
+    store = EmbeddingStore(store_root)
+    config = TrialConfig.from_dict(config_dict)
+    prepare_data(config, store)
+    if store.computed:  # another process may have built it while this task waited on the lock
+        what = "SimCLR and HVAE" if config.hvae_models else "SimCLR"
+        print(f"alsys: trained {what} embeddings for {config.dataset} into {store.root}")
+
+
+def _training_key(config: TrialConfig) -> str:
+    """Trials with the same key share one SimCLR training (one store entry)."""
+    options = json.dumps(config.dataset_options, sort_keys=True)
+    return json.dumps(
+        [
+            config.dataset,
+            options,
+            config.embed_mode,
+            config.embed_epochs,
+            config.embed_seed,
+            config.hvae_models,
+            config.hvae_epochs,
+        ]
+    )
+
+
+def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dict[str, Any]:
+    """For each data key, the object refs ``(dataset, spaces)`` that its trials read.
+
+    Store entries still missing are computed first, one Ray task per distinct SimCLR training
+    (on a GPU when the cluster has one); entries already in the store cost no task. The driver
+    then reads the store (local, or shared storage on a cluster) and puts each dataset once and
+    each key's embedding spaces once into the object store; trials read both zero-copy.
+    """
+    from alsys.data import load_dataset
+    from alsys.embed.store import EmbeddingStore, MissingEntry
+
+    by_key: dict[str, TrialConfig] = {}
+    for config in trials:
+        by_key.setdefault(data_key(config), config)
+    datasets: dict[str, Any] = {}
+
+    def dataset_of(config: TrialConfig) -> Any:
+        name = json.dumps([config.dataset, config.dataset_options], sort_keys=True)
+        if name not in datasets:
+            datasets[name] = load_dataset(config.dataset, **config.dataset_options)
+        return datasets[name]
+
+    reader = EmbeddingStore(store_root, compute=False)
+    ready: dict[str, TrialData] = {}
+    missing: dict[str, TrialConfig] = {}
+    for key, config in by_key.items():
+        try:
+            ready[key] = prepare_data(config, reader, dataset=dataset_of(config))
+        except MissingEntry:
+            missing.setdefault(_training_key(config), config)
+    if missing:
+        task = _train_embeddings.options(num_gpus=1 if _cluster_gpus() > 0 else 0)
+        try:
+            ray.get([task.remote(c.to_dict(), store_root) for c in missing.values()])
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, InputError):  # e.g. a dataset missing: say it plainly
+                raise error.cause from None
+            raise
+        for key, config in by_key.items():
+            if key in ready:
+                continue
+            try:
+                ready[key] = prepare_data(config, reader, dataset=dataset_of(config))
+            except MissingEntry as missing_entry:
+                raise RuntimeError(
+                    f"the embedding tasks finished but {missing_entry} is not in the store: the "
+                    "workers run other alsys code than the driver (the store key holds a hash of "
+                    "the SimCLR code), or the store is not shared between the nodes"
+                ) from None
+    dataset_refs = {id(d): ray.put(d) for d in datasets.values()}
+    return {
+        key: (
+            dataset_refs[id(data.dataset)],
+            ray.put((data.features_train, data.features_test, data.clst, data.typ, data.scores)),
+        )
+        for key, data in ready.items()
+    }
+
+
+def shared_data(refs: tuple[Any, Any]) -> TrialData:
+    """A trial's TrialData from the object store, zero-copy (the arrays are read-only)."""
+    dataset, spaces = ray.get(list(refs))
+    return TrialData(dataset, *spaces)

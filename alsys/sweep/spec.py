@@ -1,0 +1,405 @@
+"""The sweep's spec: a YAML space expanded into validated, named trials, each with its identity.
+
+No Ray here. A spec names lists for the axes it sweeps; every combination is one trial. The
+whole spec is validated, every trial config built, before anything runs, so a bad field fails
+at once with its name. A trial's identity is ``TrialConfig.trial_id`` (a hash of its validated
+config); two entries of the YAML that give one trial are an error naming both. Its name is its
+config's run name, with the strategy's parameters appended where variants would share one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alsys.config import TrialConfig, params_label
+from alsys.errors import InputError
+
+AXES = ("strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ", "space")
+BASELINE_FIELDS = ("strategy", "d_clst", "d_typ")
+SCALARS = (
+    "episodes",
+    "embed_epochs",
+    "embed_mode",
+    "mc_passes",
+    "embed_seed",
+    "hvae_epochs",
+    "ssl",
+    "fsl",
+)
+# Each axis may be written singular or plural; either takes one value or a list.
+PLURALS = {
+    "strategy": "strategies",
+    "dataset": "datasets",
+    "budget": "budgets",
+    "setting": "settings",
+    "seed": "seeds",
+    "space": "spaces",
+}
+
+
+def _selects_in_a_space(strategy: Any) -> bool:
+    """Whether the ``space`` axis matters to a strategy (its class declares it)."""
+    from alsys.strategies import REGISTRY
+
+    cls = REGISTRY.get(str(strategy))
+    return cls is not None and cls.inputs.space
+
+
+def _has_dims(strategy: Any) -> bool:
+    """Whether the D_clst/D_typ axes apply to a strategy (its class declares it)."""
+    from alsys.strategies import REGISTRY
+
+    cls = REGISTRY.get(str(strategy))
+    return cls is not None and cls.inputs.dims
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a sweep: its name (unique in the sweep, readable), its identity, its
+    config, whether it is one of the sweep's baselines, and its configuration (the name
+    without the seed: the trials a mean over seeds is taken over)."""
+
+    name: str
+    id: str
+    config: TrialConfig
+    baseline: bool
+    configuration: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "id": self.id,
+            "baseline": self.baseline,
+            "configuration": self.configuration,
+            "config": self.config.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trial:
+        return cls(
+            name=str(data["name"]),
+            id=str(data["id"]),
+            config=TrialConfig.from_dict(data["config"]),
+            baseline=bool(data["baseline"]),
+            configuration=str(data["configuration"]),
+        )
+
+
+def configuration_name(name: str, config: TrialConfig) -> str:
+    """``supclust-digits-tiny-ssl-c16-t16`` for ``supclust-digits-tiny-ssl-s0-c16-t16``."""
+    head = f"{config.strategy}-{config.dataset}-{config.budget}-{config.setting}"
+    seed = f"-s{config.seed}"
+    if name.startswith(head + seed):
+        return head + name[len(head + seed) :]
+    return name
+
+
+# Where each config came from: axis -> "seeds[1]=3", for naming duplicated entries.
+_Source = dict[str, str]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep's space. ``axes["space"]`` may also be a mapping strategy -> list of spaces, and
+    a ``strategy_params`` entry a list of parameter sets (variants, each its own trial).
+
+    ``baselines`` run beside the grid: each ``{strategy, d_clst, d_typ}`` (the D's optional,
+    ``max`` = that axis's largest value) is crossed with the other axes (seeds, datasets,
+    budgets, settings), not with the strategies, D's or spaces.
+    """
+
+    name: str
+    axes: dict[str, list[Any]]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1, "gpu": 0.25})
+    max_failures: int = 2
+    # Strategies the D_clst/D_typ axes apply to; None: those whose class declares them
+    # (Inputs.dims). Other trials sweep only the other axes (e.g. random).
+    dims_for: tuple[str, ...] | None = None
+    baselines: tuple[dict[str, Any], ...] = ()
+
+    def trials(self) -> list[TrialConfig]:
+        """Every trial of the space and its baselines, validated, each config once."""
+        return [t.config for t in self.expand()]
+
+    def named_trials(self) -> dict[str, TrialConfig]:
+        """Trial name -> config: the grid, then the baselines."""
+        return {t.name: t.config for t in self.expand()}
+
+    def baseline_names(self) -> set[str]:
+        """The names (as in ``named_trials``) of the baseline trials."""
+        return {t.name for t in self.expand() if t.baseline}
+
+    def expand(self) -> list[Trial]:
+        """Every trial, once: the grid, then the baselines. A baseline that is also a grid
+        point is that one trial (marked a baseline); two entries of the YAML that give one
+        trial are an InputError naming both."""
+        fixed = self._fixed()
+        unique: dict[str, TrialConfig] = {}
+        sources: dict[str, _Source] = {}
+        baselines: set[str] = set()
+        for part in ("grid", "baselines"):
+            found = self._grid(fixed) if part == "grid" else self._baselines(fixed)
+            for config, source in found:
+                key = config.trial_id()
+                if key in unique and part == "baselines" and key not in baselines:
+                    baselines.add(key)  # the grid's own trial, run once
+                    continue
+                if key in unique:
+                    if source == sources[key]:
+                        continue  # an axis that does not apply to this strategy
+                    raise _duplicate(sources[key], source, config)
+                unique[key], sources[key] = config, source
+                if part == "baselines":
+                    baselines.add(key)
+        counts = Counter(c.run_name() for c in unique.values())
+        trials: dict[str, Trial] = {}
+        for key, config in unique.items():
+            name = config.run_name()
+            if counts[name] > 1:
+                name += "-" + params_label(config.strategy_params, joiner="-", equals="")
+            if name in trials:
+                raise InputError(
+                    f"strategy_params.{config.strategy}", f"two variants are both named {name}"
+                )
+            trials[name] = Trial(
+                name, key, config, key in baselines, configuration_name(name, config)
+            )
+        return list(trials.values())
+
+    def _fixed(self) -> dict[str, Any]:
+        from alsys.config import FSLClassifierConfig, SSLClassifierConfig
+
+        fixed = dict(self.fixed)
+        try:
+            if isinstance(fixed.get("ssl"), dict):
+                fixed["ssl"] = SSLClassifierConfig(**fixed["ssl"])
+            if isinstance(fixed.get("fsl"), dict):
+                fixed["fsl"] = FSLClassifierConfig(**fixed["fsl"])
+        except TypeError as error:
+            raise InputError(f"{self.name}: ssl/fsl", str(error)) from None
+        return fixed
+
+    def _variants(
+        self, point: dict[str, Any], source: _Source, fixed: dict[str, Any], spaces: list[Any]
+    ) -> Iterator[tuple[TrialConfig, _Source]]:
+        """The configs of one point of the space: one per space and parameter set, each with
+        the entries of the YAML it came from."""
+        strategy = point["strategy"]
+        params = self.strategy_params.get(strategy, {})
+        variants = params if isinstance(params, list) else [params]
+        for (s, space), (v, variant) in itertools.product(enumerate(spaces), enumerate(variants)):
+            if not isinstance(variant, dict):
+                raise InputError(
+                    f"strategy_params.{strategy}", "must be a mapping or a list of mappings"
+                )
+            where = dict(source)
+            if len(spaces) > 1:
+                where["space"] = f"{self._spaces_field(strategy)}[{s}]={space}"
+            if isinstance(params, list):
+                where["params"] = f"strategy_params.{strategy}[{v}]={variant}"
+            try:
+                config = TrialConfig(
+                    **point,
+                    **fixed,
+                    space=space,
+                    strategy_params=variant,
+                    dataset_options=self.dataset_options,
+                )
+            except TypeError as error:
+                raise InputError(self.name, str(error)) from None
+            yield config, where
+
+    def _dims_for(self, strategy: Any) -> bool:
+        return strategy in self.dims_for if self.dims_for is not None else _has_dims(strategy)
+
+    def _grid(self, fixed: dict[str, Any]) -> Iterator[tuple[TrialConfig, _Source]]:
+        """The product of the axes; D_clst/D_typ apply to the strategies that declare them."""
+        names = [a for a in AXES if a in self.axes and a != "space"]
+        indexed = [list(enumerate(self.axes[a])) for a in names]
+        for values in itertools.product(*indexed):
+            point = {a: value for a, (_, value) in zip(names, values, strict=True)}
+            source = {
+                a: f"{PLURALS.get(a, a)}[{i}]={value}"
+                for a, (i, value) in zip(names, values, strict=True)
+            }
+            if not self._dims_for(point.get("strategy")):
+                for axis in ("d_clst", "d_typ"):
+                    point.pop(axis, None)
+                    source.pop(axis, None)
+            strategy = point["strategy"]
+            spaces = self.spaces_for(strategy) if _selects_in_a_space(strategy) else ["simclr"]
+            yield from self._variants(point, source, fixed, spaces)
+
+    def _baselines(self, fixed: dict[str, Any]) -> Iterator[tuple[TrialConfig, _Source]]:
+        """Each baseline per value of the axes it does not set (seed, dataset, ...)."""
+        names = [a for a in AXES if a in self.axes and a not in (*BASELINE_FIELDS, "space")]
+        for index, entry in enumerate(self.baselines):
+            where = f"baselines[{index}]"
+            if not isinstance(entry, dict) or "strategy" not in entry:
+                raise InputError(
+                    where, "must be a mapping with a strategy, e.g. {strategy: random}"
+                )
+            unknown = sorted(set(entry) - set(BASELINE_FIELDS))
+            if unknown:
+                valid = ", ".join(BASELINE_FIELDS)
+                raise InputError(f"{where}.{unknown[0]}", f"unknown field; valid: {valid}")
+            dims = {}
+            for axis in ("d_clst", "d_typ"):
+                value = entry.get(axis)
+                if value is None:
+                    continue
+                if not self._dims_for(entry["strategy"]):
+                    raise InputError(f"{where}.{axis}", f"{entry['strategy']} has no D_clst/D_typ")
+                if value == "max":
+                    if not self.axes.get(axis):
+                        raise InputError(f"{where}.{axis}", f"max needs a {axis} axis in the sweep")
+                    value = max(self.axes[axis])
+                dims[axis] = value
+            indexed = [list(enumerate(self.axes[a])) for a in names]
+            for values in itertools.product(*indexed):
+                point = {a: value for a, (_, value) in zip(names, values, strict=True)}
+                point = {**point, **dims, "strategy": entry["strategy"]}
+                source = {
+                    a: f"{PLURALS.get(a, a)}[{i}]={value}"
+                    for a, (i, value) in zip(names, values, strict=True)
+                }
+                source["baseline"] = f"{where}={entry}"
+                yield from self._variants(point, source, fixed, ["simclr"])
+
+    def _spaces_field(self, strategy: str) -> str:
+        spaces = self.axes.get("space", ["simclr"])
+        by_strategy = len(spaces) == 1 and isinstance(spaces[0], dict)
+        return f"spaces.{strategy}" if by_strategy else "spaces"
+
+    def spaces_for(self, strategy: str) -> list[Any]:
+        """The spaces a strategy's trials select in (``simclr`` when the axis is absent)."""
+        spaces = self.axes.get("space", ["simclr"])
+        if len(spaces) == 1 and isinstance(spaces[0], dict):
+            by_strategy = spaces[0]
+            unknown = sorted(set(by_strategy) - set(self.axes["strategy"]))
+            if unknown:
+                raise InputError("spaces", f"names strategy {unknown[0]!r}, not in this sweep")
+            chosen = by_strategy.get(strategy, ["simclr"])
+            return list(chosen) if isinstance(chosen, list) else [chosen]
+        return spaces
+
+
+def read_yaml(path: str | Path, smoke: bool, known: set[str]) -> dict[str, Any]:
+    """A sweep YAML as a dict, its ``smoke:`` section overlaid when asked; unknown fields fail."""
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError("--config", f"no such file: {path}")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InputError("--config", f"{path} is not valid YAML{at}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise InputError("--config", f"{path} must hold a mapping")
+    smoke_overrides = raw.pop("smoke", {}) or {}
+    if smoke:
+        raw.update(smoke_overrides)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(
+            f"{file.name}: {unknown[0]}", f"unknown field; valid: {', '.join(sorted(known))}"
+        )
+    return raw
+
+
+def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
+    """Reads a sweep YAML; ``smoke`` overlays its ``smoke:`` section (a ~1 minute version)."""
+    file = Path(path)
+    known = {
+        "name",
+        "strategy_params",
+        "dataset_options",
+        "resources",
+        "max_failures",
+        "baselines",
+        *AXES,
+        *PLURALS.values(),
+        *SCALARS,
+    }
+    raw = read_yaml(path, smoke, known)
+    baselines = raw.get("baselines") or []
+    if not isinstance(baselines, list):
+        raise InputError(f"{file.name}: baselines", "must be a list of {strategy, d_clst, d_typ}")
+    axes: dict[str, list[Any]] = {}
+    for axis in AXES:
+        value = raw.get(PLURALS.get(axis, axis), raw.get(axis))
+        if value is None:
+            continue
+        axes[axis] = list(value) if isinstance(value, list) else [value]
+    if "strategy" not in axes:
+        raise InputError(f"{file.name}: strategies", "a sweep needs at least one strategy")
+    spec = SweepSpec(
+        name=str(raw.get("name", file.stem)),
+        axes=axes,
+        fixed={k: raw[k] for k in SCALARS if k in raw},
+        strategy_params=raw.get("strategy_params", {}) or {},
+        dataset_options=raw.get("dataset_options", {}) or {},
+        resources=raw.get("resources", {"cpu": 1, "gpu": 0.25}),
+        max_failures=int(raw.get("max_failures", 2)),
+        baselines=tuple(baselines),
+    )
+    try:
+        spec.trials()  # fail now, naming the field, not after the cluster has started
+    except InputError as error:
+        raise InputError(f"{file.name}: {error.field}", error.problem) from None
+    return spec
+
+
+def _duplicate(first: _Source, second: _Source, config: TrialConfig) -> InputError:
+    """Two entries of the YAML give one trial: the error names both."""
+    differ = [k for k in {**first, **second} if first.get(k) != second.get(k)]
+    one = ", ".join(first[k] for k in differ if k in first) or "an earlier entry"
+    two = ", ".join(second[k] for k in differ if k in second) or "a later entry"
+    axis = differ[0] if differ else "strategy"
+    field = (
+        "strategy_params"
+        if axis == "params"
+        else "baselines"
+        if axis == "baseline"
+        else PLURALS.get(axis, axis)
+    )
+    return InputError(
+        field, f"{one} and {two} are the same trial ({config.run_name()}); list it once"
+    )
+
+
+TRIALS_DIR = "trials"  # <storage>/<sweep>/trials/<id>.json: every trial's frozen config
+
+
+def freeze(trials: list[Trial], folder: Path) -> None:
+    """Writes every trial's frozen config to ``folder/trials/<id>.json`` (each atomically),
+    before any trial starts; trials, the results table and --resume read them by identity."""
+    target = folder / TRIALS_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for trial in trials:
+        file = target / f"{trial.id}.json"
+        tmp = file.with_name(f".{file.name}.tmp")
+        tmp.write_text(json.dumps(trial.to_dict(), indent=2, sort_keys=True))
+        tmp.replace(file)
+
+
+def frozen(folder: Path) -> dict[str, Trial]:
+    """The frozen trials of a sweep, by identity."""
+    out = {}
+    for file in sorted((folder / TRIALS_DIR).glob("*.json")):
+        trial = Trial.from_dict(json.loads(file.read_text()))
+        out[trial.id] = trial
+    return out
