@@ -442,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"alsys {args.command}"
-    warnings.formatwarning = _one_line_warning
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         return int(args.handler(args))
     except InputError as error:
@@ -467,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        warnings.formatwarning = previous  # in-process callers keep their own format
 
 
 if __name__ == "__main__":
