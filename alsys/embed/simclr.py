@@ -1,7 +1,8 @@
 """SimCLR (Chen et al. 2020) as the thesis trains it (Table A.2), with a nested-dimension mode.
 
 - Backbone: CIFAR-style ResNet18 (3x3 stem, no max-pool; ResNet34 for CIFAR-100), or a small
-  CNN for digits; each gives 512 features.
+  CNN for digits (`small_cnn_fc`, its 4x4 maps through a fully connected layer); each gives 512
+  features.
 - Which tensor is the embedding (``SimCLRConfig.features``):
   - ``"backbone"`` (default): the backbone's features before the projection head, as the
     reference code takes them (``pre_lasts`` in the SCAN/TypiClust code) and as SimCLR
