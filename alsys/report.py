@@ -48,6 +48,19 @@ def _template_dir() -> Path:
     return Path(chosen) if chosen else Path(__file__).resolve().parents[1] / "dashboards"
 
 
+def _scatter_rank(strategy: str) -> int:
+    """Which runs show the typicality vs SUP figure best: SUPClust's kind (it records SUP),
+    then the other clustering strategies (typicality only), then the rest."""
+    from alsys.strategies import SUPClust, get_strategy_class
+    from alsys.strategies.clustering import ClusterStrategy
+
+    try:
+        cls = get_strategy_class(strategy)
+    except InputError:
+        return 3
+    return 0 if issubclass(cls, SUPClust) else 1 if issubclass(cls, ClusterStrategy) else 2
+
+
 def chosen_run(
     report: Report,
     runs: list[dict[str, Any]],
@@ -69,8 +82,7 @@ def chosen_run(
         if not pick:
             raise InputError("--run", f"no run {run_id} in experiment {report.experiment!r}")
     else:
-        order = {"supclust": 0, "typiclust": 1}
-        pick = sorted(finished, key=lambda r: (order.get(r["params"]["strategy"], 2), r["name"]))
+        pick = sorted(finished, key=lambda r: (_scatter_rank(r["params"]["strategy"]), r["name"]))
     if not pick:
         section.text = "No finished trial run to show."
         return section

@@ -187,11 +187,6 @@ def _imports(tree: ast.AST) -> list[str]:
     return found
 
 
-# Functions being reworked on another branch at the time of writing; they still compare named
-# strategies and are to take the names from alsys.strategies when that work lands.
-PENDING = {("report.py", "chosen_run")}
-
-
 def test_mlflow_ray_and_strategy_names_stay_in_their_modules() -> None:
     from alsys.strategies import REGISTRY
 
@@ -207,15 +202,7 @@ def test_mlflow_ray_and_strategy_names_stay_in_their_modules() -> None:
                 assert relative.parts[0] == "sweep", f"{relative} imports {module}"
         if relative.parts[0] == "strategies":
             continue
-        pending = {
-            node
-            for node in ast.walk(tree)
-            if isinstance(node, ast.FunctionDef) and (relative.name, node.name) in PENDING
-        }
-        skipped = {id(n) for fn in pending for n in ast.walk(fn)}
         for node in ast.walk(tree):
-            if id(node) in skipped:
-                continue
             if isinstance(node, ast.Constant) and node.value in names:
                 raise AssertionError(f"{relative}:{node.lineno} names strategy {node.value!r}")
 
