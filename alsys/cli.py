@@ -8,11 +8,10 @@ and a non-zero exit, never a traceback (set ALSYS_DEBUG=1 to see one for an inte
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy.typing as npt
 
 from alsys import __version__
 from alsys.errors import InputError
+from alsys.files import json_safe, load_array, read_indices, write_atomically
 
 EXIT_INPUT = 2
 EXIT_INTERNAL = 1
@@ -37,6 +37,7 @@ _FLAGS = {
     "scores": "--scores",
     "labeled": "--labeled",
     "labeled_mask": "--labeled",
+    "labels": "--labeled-classes",
     "dims": "--dims",
     "mode": "--mode",
     "dataset": "--dataset",
@@ -57,48 +58,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(EXIT_INPUT)
-
-
-def load_array(path: str, flag: str) -> npt.NDArray[Any]:
-    """A .npy array, loaded without pickle; any failure is an InputError naming the flag."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(flag, f"no such file: {path}")
-    try:
-        loaded = np.load(file, allow_pickle=False, mmap_mode=None)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InputError(
-                flag, f"{path} holds Python objects; only plain arrays are read"
-            ) from None
-        raise InputError(flag, f"{path} is not a readable .npy array ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(flag, f"{path} is not a readable .npy array ({exc})") from None
-    if not isinstance(loaded, np.ndarray):
-        loaded.close()
-        raise InputError(flag, f"{path} is an .npz archive; give one .npy array")
-    return loaded
-
-
-def read_indices(path: str, flag: str) -> npt.NDArray[np.int64]:
-    """Row indices from a text file: integers separated by whitespace or commas; '#' comments."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(flag, f"no such file: {path}")
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(flag, f"cannot read {path} ({exc})") from None
-    values: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        for token in line.split("#", 1)[0].replace(",", " ").split():
-            try:
-                values.append(int(token))
-            except ValueError:
-                raise InputError(
-                    flag, f"{path} line {number}: {token!r} is not an integer row index"
-                ) from None
-    return np.asarray(values, dtype=np.int64)
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -125,28 +84,22 @@ def parse_param(text: str) -> tuple[str, Any]:
     return name, value
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Writes the whole file or nothing: a temporary file in the same folder, then a rename."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_safe(value: Any) -> Any:
-    """JSON has no inf or NaN: such scores (SUP of a point sitting on a neighbour's centre is
-    infinite) are written as the strings "inf", "-inf" and "nan"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
+def _labeled_classes(
+    args: argparse.Namespace, labeled_rows: npt.NDArray[np.int64], n: int
+) -> npt.NDArray[np.int64]:
+    """(n,) the class of each labeled row, -1 elsewhere, from --labeled-classes: one class id
+    per row of --labeled, in the same order."""
+    classes = read_indices(args.labeled_classes, "--labeled-classes")
+    if classes.shape != labeled_rows.shape:
+        raise InputError(
+            "--labeled-classes",
+            f"holds {classes.size} classes for the {labeled_rows.size} rows of --labeled",
+        )
+    if classes.size and classes.min() < 0:
+        raise InputError("--labeled-classes", f"class ids are non-negative, got {classes.min()}")
+    labels = np.full(n, -1, dtype=np.int64)
+    labels[labeled_rows] = classes
+    return labels
 
 
 def run_select(args: argparse.Namespace) -> int:
@@ -180,7 +133,10 @@ def run_select(args: argparse.Namespace) -> int:
     if not arrays:
         raise InputError("--embeddings", "give the pool as --embeddings (or --probs)")
     pool = Pool(**arrays)
-    labeled = labeled_mask_from_indices(read_indices(args.labeled, "--labeled"), pool.n)
+    labeled_rows = read_indices(args.labeled, "--labeled")
+    labeled = labeled_mask_from_indices(labeled_rows, pool.n)
+    if args.labeled_classes:
+        pool = dataclasses.replace(pool, labels=_labeled_classes(args, labeled_rows, pool.n))
 
     show_progress = args.progress or (sys.stderr.isatty() and not args.quiet)
     selection = strategy.select(
@@ -203,11 +159,11 @@ def run_select(args: argparse.Namespace) -> int:
         "metrics": dict(selection.metrics),
         "alsys_version": __version__,
     }
-    text = json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
     if out is None:
         sys.stdout.write(text)
     else:
-        _write_atomically(out, text)
+        write_atomically(out, text)
         if not args.quiet:
             print(f"selected {len(selection.indices)} points -> {out}", file=sys.stderr)
     return 0
@@ -330,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--scores",
         help="a score per row, .npy of shape (n,): ood_llr picks by it (an HVAE's LLR^{>2}, "
         "e.g. train_llr2.npy of an hvae store entry)",
+    )
+    select.add_argument(
+        "--labeled-classes",
+        help="label-aware strategies (supclust_la): the class id of each --labeled row, in the "
+        "same order, as a text file of integers",
     )
     select.add_argument("--seed", type=int, default=0, help="seed of all random choices")
     select.add_argument("--out", help="write the JSON here instead of standard output")

@@ -216,7 +216,7 @@ def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[
             classifier = _train(config, n_classes, pool_inputs, dataset, labeled, round_index - 1)
         if labeled.sum() + budget > n:
             raise ValueError(f"round {round_index + 1} needs {budget} more points; pool exhausted")
-        pool = _strategy_pool(config, inputs, data, classifier, pool_inputs)
+        pool = _strategy_pool(config, inputs, data, classifier, pool_inputs, labeled)
         start = time.perf_counter()
         selection = strategy.select(pool, labeled, budget, round_seed(config.seed, round_index, 0))
         selection_seconds = time.perf_counter() - start
@@ -264,22 +264,34 @@ def _train(
 
 
 def _strategy_pool(
-    config: TrialConfig, inputs: Inputs, data: TrialData, classifier: Any, pool_inputs: np.ndarray
+    config: TrialConfig,
+    inputs: Inputs,
+    data: TrialData,
+    classifier: Any,
+    pool_inputs: np.ndarray,
+    labeled: np.ndarray,
 ) -> Pool:
-    """What the strategy may see, as its class declares: embeddings, and the model's outputs
-    once a model exists."""
+    """What the strategy may see, as its class declares: its features or its selection space,
+    the model's outputs once a model exists, and the classes of the labeled points."""
+    fields: dict[str, Any] = {}
     if inputs.features:
         # The embeddings in SSL, the classifier's penultimate features in FSL (the SimCLR
         # embeddings before the first model, which has no features yet).
         if classifier is not None:
-            return Pool(embeddings=classifier.features(pool_inputs))
-        features = data.features_train if data.features_train is not None else data.clst
-        return Pool(embeddings=features)
-    if inputs.space:
+            fields["embeddings"] = classifier.features(pool_inputs)
+        else:
+            features = data.features_train if data.features_train is not None else data.clst
+            fields["embeddings"] = features
+    elif inputs.space:
         typ = None if config.typicality_dim == config.clustering_dim else data.typ
-        return Pool(embeddings=data.clst, typ_embeddings=typ, scores=data.scores)
-    if classifier is None or not (inputs.probs or inputs.mc_samples):
-        return Pool(embeddings=data.clst)  # cold start: model-based strategies draw at random
-    if inputs.mc_samples:
-        return Pool(mc_probs=classifier.mc_proba(pool_inputs, config.mc_passes))
-    return Pool(probs=classifier.predict_proba(pool_inputs))
+        fields.update(embeddings=data.clst, typ_embeddings=typ, scores=data.scores)
+    model_based = inputs.probs or inputs.mc_samples
+    if classifier is not None and inputs.mc_samples:
+        fields["mc_probs"] = classifier.mc_proba(pool_inputs, config.mc_passes)
+    elif classifier is not None and inputs.probs:
+        fields["probs"] = classifier.predict_proba(pool_inputs)
+    elif "embeddings" not in fields and (classifier is None or not model_based):
+        fields["embeddings"] = data.clst  # cold start: model-based strategies draw at random
+    if inputs.labels:
+        fields["labels"] = np.where(labeled, data.dataset.train_labels, -1).astype(np.int64)
+    return Pool(**fields)

@@ -230,7 +230,7 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
 
 
 @pytest.mark.parametrize(
-    ("name", "full", "smoke"), [("main_results", 1760, 8), ("ablation", 40, 4)]
+    ("name", "full", "smoke"), [("main_results", 2560, 18), ("ablation", 40, 4)]
 )
 def test_other_sweeps_expand_to_their_spaces(name: str, full: int, smoke: int) -> None:
     assert len(load_spec(SWEEPS / f"{name}.yaml").trials()) == full

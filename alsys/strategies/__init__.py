@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from alsys.errors import InputError, lookup
+from alsys.strategies.badge import BADGE
 from alsys.strategies.bald import BALD
 from alsys.strategies.base import (
     Inputs,
@@ -27,6 +28,7 @@ from alsys.strategies.dbal import DBAL
 from alsys.strategies.entropy import Entropy
 from alsys.strategies.least_confidence import LeastConfidence
 from alsys.strategies.margin import Margin
+from alsys.strategies.maxherding import MaxHerding, herding_greedy, kernel_coverage
 from alsys.strategies.ood_llr import OODLLR
 from alsys.strategies.probcover import ProbCover, coverage_graph, purity_delta
 from alsys.strategies.random import Random
@@ -37,7 +39,10 @@ from alsys.strategies.supclust import (
     cluster_weights,
     sup_scores,
 )
+from alsys.strategies.supclust_la import SUPClustLA
+from alsys.strategies.tcm import TCM
 from alsys.strategies.typiclust import TypiClust
+from alsys.strategies.uherding import UHerding
 from alsys.strategies.uncertainty import (
     bald_scores,
     entropy_scores,
@@ -55,13 +60,18 @@ REGISTRY: dict[str, type[Strategy]] = {
         BALD,
         DBAL,
         BatchBALD,
+        BADGE,
         Coreset,
         TypiClust,
         ProbCover,
+        MaxHerding,
+        UHerding,
         SUPClust,
         SUPClustNoSup,
         SUPClustNoTypicality,
         OODLLR,
+        TCM,
+        SUPClustLA,
     )
 }
 
@@ -123,12 +133,14 @@ def make_strategy(name: str, **params: Any) -> Strategy:
 
 __all__ = [
     "ABLATION",
+    "BADGE",
     "BALD",
     "DBAL",
     "DIM_STRATEGIES",
     "OODLLR",
     "RANDOM",
     "REGISTRY",
+    "TCM",
     "TYPICLUST",
     "BatchBALD",
     "Clustering",
@@ -137,15 +149,18 @@ __all__ = [
     "Inputs",
     "LeastConfidence",
     "Margin",
+    "MaxHerding",
     "Pool",
     "ProbCover",
     "Random",
     "SUPClust",
+    "SUPClustLA",
     "SUPClustNoSup",
     "SUPClustNoTypicality",
     "Selection",
     "Strategy",
     "TypiClust",
+    "UHerding",
     "bald_scores",
     "cluster_weights",
     "coverage_graph",
@@ -153,7 +168,9 @@ __all__ = [
     "entropy_scores",
     "get_inputs",
     "get_strategy_class",
+    "herding_greedy",
     "kcenter_greedy",
+    "kernel_coverage",
     "kmeans",
     "labeled_mask_from_indices",
     "least_confidence_scores",

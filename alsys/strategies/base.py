@@ -3,7 +3,7 @@
 A strategy is a frozen dataclass whose fields are its hyperparameters (validated in
 ``__post_init__``); the data arrive in :meth:`Strategy.select`. Strategies are pure: they read
 arrays, draw randomness only from the ``numpy.random.Generator`` they are given, and return
-indices. They never see the labels of the pool.
+indices. They never see the labels of unlabeled points.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _check_probs(name: str, probs: npt.NDArray[Any]) -> None:
 
 @dataclass(frozen=True)
 class Pool:
-    """What a strategy may see of the pool of ``n`` points. Never the labels.
+    """What a strategy may see of the pool of ``n`` points. Never an unlabeled point's label.
 
     Attributes:
         embeddings: (n, d_clst) features for clustering and distances (SSL embeddings, or the
@@ -69,6 +69,8 @@ class Pool:
         clusters: (n,) a precomputed cluster assignment (e.g. SCAN for TypiClust-DC).
         scores: (n,) a per-point score a strategy ranks by, e.g. the HVAE's LLR^{>2} for
             ``ood_llr``.
+        labels: (n,) the class index of each labeled point and -1 elsewhere: only the labels
+            already bought, for strategies that balance what they buy next (``supclust_la``).
     """
 
     embeddings: FloatArray | None = None
@@ -77,6 +79,7 @@ class Pool:
     mc_probs: FloatArray | None = None
     clusters: IntArray | None = None
     scores: FloatArray | None = None
+    labels: IntArray | None = None
     n: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,6 +120,15 @@ class Pool:
                 raise InputError("scores", f"must be 1-D (n,), got shape {scores.shape}")
             _check_finite("scores", scores)
             sizes["scores"] = scores.shape[0]
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+                raise InputError(
+                    "labels", "must be a 1-D array of integer class ids (-1: unlabeled)"
+                )
+            if labels.size and labels.min() < -1:
+                raise InputError("labels", "class ids must be non-negative, or -1 for unlabeled")
+            sizes["labels"] = labels.shape[0]
         if not sizes:
             raise InputError("pool", "needs at least one of embeddings, probs or mc_probs")
         if len(set(sizes.values())) != 1:
@@ -298,6 +310,7 @@ class Inputs:
             embeddings), as ``Pool.embeddings``.
         scores: per-row scores, LLR^{>k} of an HVAE: the names of the parameters that give the
             HVAE (``hvae`` or ``hvae-emb``) and k.
+        labels: the classes of the labeled points (``Pool.labels``), never those of the rest.
         n_classes: a parameter that gets the dataset's number of classes when left unset,
         n_classes_unless: unless this parameter is given (ProbCover's delta replaces k).
         name_params: parameters every run name spells (variants a reader must tell apart).
@@ -309,6 +322,7 @@ class Inputs:
     mc_samples: bool = False
     features: bool = False
     scores: tuple[str, str] | None = None
+    labels: bool = False
     n_classes: str | None = None
     n_classes_unless: str | None = None
     name_params: tuple[str, ...] = ()
@@ -349,6 +363,13 @@ class Strategy(ABC):
         if labeled_mask.dtype != np.bool_ or labeled_mask.shape != (pool.n,):
             raise InputError("labeled_mask", f"must be a boolean array of shape ({pool.n},)")
         check_budget(budget, int(pool.n - labeled_mask.sum()))
+        if pool.labels is not None:
+            known = np.asarray(pool.labels) >= 0
+            if (known != labeled_mask).any():
+                row = int(np.flatnonzero(known != labeled_mask)[0])
+                raise InputError(
+                    "labels", f"row {row}: a class is given exactly for the labeled points"
+                )
         if not isinstance(rng, np.random.Generator):
             raise InputError("rng", "must be a numpy.random.Generator")
         selection = self._select(pool, labeled_mask, int(budget), rng, show_progress)

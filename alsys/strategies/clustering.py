@@ -15,7 +15,7 @@ cluster; :class:`ClusterStrategy` holds everything else (reference code of Hacoh
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -127,6 +127,10 @@ class ClusterContext:
     sizes: IntArray  # (k,)
     labeled_counts: IntArray  # (k,) before this round
     scores: FloatArray | None = None  # (n,) Pool.scores, for strategies that rank by a score
+    labels: IntArray | None = None  # (n,) Pool.labels: classes of the labeled points, else -1
+    # What a strategy derives once a round for its order and picks (e.g. supclust_la's guess
+    # of each cluster's class); filled by the strategy itself.
+    derived: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def centres64(self) -> FloatArray:
@@ -243,6 +247,17 @@ class ClusterStrategy(Strategy):
         k = min(self.k_neighbors, features.shape[0] // 2)
         return None if k < 1 else typicality(features, k, self.distance)
 
+    def visit_order(
+        self,
+        ctx: ClusterContext,
+        pool: Pool,
+        labeled_mask: BoolArray,
+        rng: np.random.Generator,
+    ) -> tuple[IntArray, IntArray]:
+        """The clusters in visiting order, as :func:`cluster_order` returns them; a strategy
+        that knows more (the classes already bought) may order them otherwise."""
+        return cluster_order(ctx.clustering.assignment, labeled_mask, self.min_cluster_size, rng)
+
     @abstractmethod
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
@@ -272,6 +287,7 @@ class ClusterStrategy(Strategy):
             np.bincount(assignment, minlength=k),
             np.bincount(assignment[labeled_mask], minlength=k),
             None if pool.scores is None else np.asarray(pool.scores, dtype=np.float64),
+            None if pool.labels is None else np.asarray(pool.labels, dtype=np.int64),
         )
         by_cluster = np.argsort(assignment, kind="stable")
         bounds = np.searchsorted(assignment[by_cluster], np.arange(k + 1))
@@ -281,7 +297,7 @@ class ClusterStrategy(Strategy):
         details: list[dict[str, Any]] = []
         visits: list[dict[str, Any]] = []
         bar = progress_bar(budget, f"{self.name} picks", show_progress)
-        for tier in cluster_order(assignment, labeled_mask, self.min_cluster_size, rng):
+        for tier in self.visit_order(ctx, pool, labeled_mask, rng):
             visit = 0
             while len(chosen) < budget and any(available[members[c]].any() for c in tier):
                 for c in tier:
