@@ -229,6 +229,37 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
         assert len(client.get_metric_history(child.info.run_id, "recall_class_9")) == 2
 
 
+@pytest.mark.integration
+def test_main_results_smoke_runs_the_frontier_strategies_on_ray_and_logs_each_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ray
+    from mlflow import MlflowClient
+
+    from alsys.sweep.cli import sweep_main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["--smoke", "--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri]
+    try:
+        assert sweep_main(SWEEPS / "main_results.yaml", [*argv, "--store", str(tmp_path)]) == 0
+    finally:
+        ray.shutdown()
+    printed = capsys.readouterr()
+    assert "trials 18/18 done, 0 failed, 0 retried" in printed.err
+    frontier = ("badge", "maxherding", "uherding", "tcm", "supclust_la")
+    for strategy in frontier:  # a line each, SSL and FSL columns, a number in each
+        assert re.search(
+            rf"^{strategy} +0\.\d{{3}} \(1 seed\) +0\.\d{{3}} \(1 seed\)$", printed.out, re.M
+        )
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("main_results_smoke")
+    runs = client.search_runs([experiment.experiment_id], "tags.mlflow.parentRunId != ''")
+    assert len(runs) == 18 and all(r.info.status == "FINISHED" for r in runs)
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "accuracy")]
+        assert steps == [1, 2], run.info.run_name
+
+
 @pytest.mark.parametrize(
     ("name", "full", "smoke"), [("main_results", 2560, 18), ("ablation", 40, 4)]
 )
