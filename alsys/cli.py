@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from alsys import __version__
+from alsys import __version__, select_images
 from alsys.errors import InputError
 from alsys.files import json_safe, load_array, read_indices, write_atomically
 
@@ -103,13 +103,11 @@ def _labeled_classes(
 
 
 def run_select(args: argparse.Namespace) -> int:
-    from alsys.strategies import (
-        Pool,
-        labeled_mask_from_indices,
-        make_strategy,
-        strategy_params,
-    )
+    from alsys.strategies import Pool, labeled_mask_from_indices, make_strategy
 
+    if select_images.uses_paths(args):
+        return select_images.run_select_paths(args)
+    select_images.check_embeddings_flags(args)
     if args.seed < 0:
         raise InputError("--seed", f"must be a non-negative integer, got {args.seed}")
     params = dict(parse_param(p) for p in args.param)
@@ -142,13 +140,29 @@ def run_select(args: argparse.Namespace) -> int:
     selection = strategy.select(
         pool, labeled, args.budget, np.random.default_rng(args.seed), show_progress=show_progress
     )
+    report = selection_report(args, params, pool.n, labeled, selection)
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    write_output(out, text, args.quiet, f"{len(selection.indices)} points")
+    return 0
+
+
+def selection_report(
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    pool_size: int,
+    labeled: npt.NDArray[np.bool_],
+    selection: Any,
+) -> dict[str, Any]:
+    """The JSON of ``alsys select``: the selected rows and why each was chosen."""
+    from alsys.strategies import strategy_params
+
     resolved = {**strategy_params(args.strategy), **params}
     report = {
         "strategy": args.strategy,
         "params": resolved,
         "seed": args.seed,
         "budget": args.budget,
-        "pool_size": pool.n,
+        "pool_size": pool_size,
         "labeled": int(labeled.sum()),
         "selected": [int(i) for i in selection.indices],
         "explanations": [
@@ -159,14 +173,18 @@ def run_select(args: argparse.Namespace) -> int:
         "metrics": dict(selection.metrics),
         "alsys_version": __version__,
     }
-    text = json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
+    safe: dict[str, Any] = json_safe(report)
+    return safe
+
+
+def write_output(out: Path | None, text: str, quiet: bool, what: str) -> None:
+    """``text`` to ``out`` (atomically) or to standard output."""
     if out is None:
         sys.stdout.write(text)
-    else:
-        write_atomically(out, text)
-        if not args.quiet:
-            print(f"selected {len(selection.indices)} points -> {out}", file=sys.stderr)
-    return 0
+        return
+    write_atomically(out, text)
+    if not quiet:
+        print(f"selected {what} -> {out}", file=sys.stderr)
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -255,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         "select",
         help="choose the next points to label from your own embedded pool",
         description="Choose the next points to label. Prints JSON (or writes --out) with the "
-        "selected row indices and, per index, why it was chosen.",
+        "selected row indices and, per index, why it was chosen; for a folder of images "
+        "(--images) or features with paths (--features/--paths), a CSV by path.",
     )
     select.add_argument("--embeddings", help="pool embeddings, a .npy array of shape (n, d)")
     select.add_argument(
@@ -263,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="embeddings for typicality (D_typ), shape (n, d_typ); default: --embeddings",
     )
     select.add_argument(
-        "--labeled", required=True, help="text file of already-labeled row indices (may be empty)"
+        "--labeled", help="--embeddings: text file of already-labeled row indices (may be empty)"
     )
     select.add_argument("--budget", required=True, type=int, help="how many points to choose")
     select.add_argument("--strategy", required=True, help="a strategy name, e.g. supclust")
@@ -293,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
         "same order, as a text file of integers",
     )
     select.add_argument("--seed", type=int, default=0, help="seed of all random choices")
-    select.add_argument("--out", help="write the JSON here instead of standard output")
+    select.add_argument("--out", help="write the output here instead of standard output")
+    select_images.add_path_arguments(select)
     select.add_argument("--quiet", action="store_true", help="no progress or status on stderr")
     select.add_argument(
         "--progress", action="store_true", help="progress bars on stderr even when not a terminal"

@@ -15,6 +15,7 @@ from alsys.data.cifar import load_cifar10, load_cifar10_lt, load_cifar100, long_
 from alsys.data.digits import load as load_digits
 from alsys.data.digits import load_lt as load_digits_lt
 from alsys.data.embeddings import load_embeddings
+from alsys.data.imagefolder import load_imagefolder
 from alsys.data.isic import load_isic2019
 from alsys.errors import InputError, lookup
 
@@ -26,6 +27,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "cifar10_lt": load_cifar10_lt,
     "isic2019": load_isic2019,
     "embeddings": load_embeddings,
+    "imagefolder": load_imagefolder,
 }
 
 

@@ -1,8 +1,8 @@
 """SimCLR (Chen et al. 2020) as the thesis trains it (Table A.2), with a nested-dimension mode.
 
 - Backbone: CIFAR-style ResNet18 (3x3 stem, no max-pool; ResNet34 for CIFAR-100), or a small
-  CNN for digits (`small_cnn_fc`, its 4x4 maps through a fully connected layer); each gives 512
-  features.
+  CNN for digits (`small_cnn_fc`, its 4x4 maps through a fully connected layer) and for folders
+  of small images (`small_cnn32_fc`, the same with one more max-pool); each gives 512 features.
 - Which tensor is the embedding (``SimCLRConfig.features``):
   - ``"backbone"`` (default): the backbone's features before the projection head, as the
     reference code takes them (``pre_lasts`` in the SCAN/TypiClust code) and as SimCLR
@@ -33,7 +33,14 @@ from alsys.device import torch_device
 from alsys.embed.augment import CIFAR_AUGMENT, DIGITS_AUGMENT, AugmentConfig, augment
 from alsys.errors import InputError
 
-BACKBONES = ("resnet18_cifar", "resnet34_cifar", "resnet18", "small_cnn", "small_cnn_fc")
+BACKBONES = (
+    "resnet18_cifar",
+    "resnet34_cifar",
+    "resnet18",
+    "small_cnn",
+    "small_cnn_fc",
+    "small_cnn32_fc",
+)
 FEATURES = ("backbone", "head")
 
 
@@ -110,6 +117,14 @@ PRESETS: dict[str, SimCLRConfig] = {
     ),
 }
 PRESETS["digits_lt"] = PRESETS["digits"]  # the same images, fewer of them
+# A folder of your own small images (ours, `alsys select --images`, 32 px by default): the CIFAR
+# ResNet18 needs ~50x the multiply-adds, so the small CNN with an early max-pool; CIFAR's
+# augmentations and channel statistics (natural images). 30 epochs on 1,797 images at 32 px cost
+# the CPU time of digits' 100 (about a minute on 2 cores); on digits as PNGs, 30 epochs reach
+# 0.95 10-NN accuracy (15: 0.93).
+PRESETS["imagefolder"] = SimCLRConfig(
+    "small_cnn32_fc", epochs=30, batch_size=256, lr=0.4, head_hidden=128
+)
 
 
 def preset(dataset: str, epochs: int | None = None) -> SimCLRConfig:
@@ -125,9 +140,17 @@ class SmallCNN(nn.Module):
     ``fc=None``: global average pooling, ``width`` features (128 by default). ``fc=F``: the last
     block's 4x4 maps are kept in place and a fully connected layer maps them to F features, so
     where a stroke lies still counts (an average over an 8x8 digit's positions discards it).
+    ``early_pool``: a max-pool after the first block too, so 32 px images reach the last block
+    at 8x8 (a training step takes less than half the time on a CPU).
     """
 
-    def __init__(self, in_channels: int = 1, width: int = 128, fc: int | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        width: int = 128,
+        fc: int | None = None,
+        early_pool: bool = False,
+    ) -> None:
         super().__init__()
         self.out_dim = fc or width
 
@@ -136,9 +159,8 @@ class SmallCNN(nn.Module):
                 nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
             )
 
-        self.body = nn.Sequential(
-            block(in_channels, 32), block(32, 64), nn.MaxPool2d(2), block(64, width)
-        )
+        first = [block(in_channels, 32), *([nn.MaxPool2d(2)] if early_pool else [])]
+        self.body = nn.Sequential(*first, block(32, 64), nn.MaxPool2d(2), block(64, width))
         self.fc: nn.Module | None = None
         if fc is not None:
             self.fc = nn.Sequential(
@@ -173,10 +195,10 @@ def resnet(depth: int, cifar_stem: bool, in_channels: int = 3) -> nn.Module:
 
 def make_backbone(name: str, in_channels: int, width: int | None = None) -> tuple[nn.Module, int]:
     """The backbone and its feature width: ``width`` sets the small CNNs' (128 features for
-    ``small_cnn``, 512 for ``small_cnn_fc``); ResNets give 512."""
+    ``small_cnn``, 512 for ``small_cnn_fc`` and ``small_cnn32_fc``); ResNets give 512."""
     if name.startswith("small_cnn"):
-        fc = (width or 512) if name == "small_cnn_fc" else None
-        cnn = SmallCNN(in_channels, 128 if fc else width or 128, fc)
+        fc = (width or 512) if name.endswith("_fc") else None
+        cnn = SmallCNN(in_channels, 128 if fc else width or 128, fc, name == "small_cnn32_fc")
         return cnn, cnn.out_dim
     depth = 34 if name == "resnet34_cifar" else 18
     return resnet(depth, cifar_stem=name.endswith("_cifar"), in_channels=in_channels), 512
