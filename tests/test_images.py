@@ -171,7 +171,7 @@ def test_label_studio_and_json_outputs(
     assert report["classes"] == sorted({truth[p] for p in sorted(truth)[:30]})
 
 
-@pytest.mark.parametrize("strategy", ["typiclust", "margin"])
+@pytest.mark.parametrize("strategy", ["typiclust", "margin", "supclust_la", "badge", "uherding"])
 def test_three_rounds_with_your_own_features(
     strategy: str,
     digits_folder: tuple[Path, dict[str, str]],
@@ -193,6 +193,8 @@ def test_three_rounds_with_your_own_features(
     for rows, err in rounds:
         assert "SimCLR" not in err
         assert all(Path(row["path"]).is_file() for row in rows)
+    if strategy == "supclust_la":  # the classes bought reach it from the labels CSVs
+        assert all(row["looks_like"] for rows, _ in rounds[1:] for row in rows)
     tasks_file = tmp_path / "tasks.json"
     argv = [*pool, "--budget", "3", "--strategy", strategy, "--format", "labelstudio"]
     code, err = select([*argv, "--out", str(tasks_file)], capsys)
