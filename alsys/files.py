@@ -19,14 +19,22 @@ from alsys.errors import InputError
 
 
 def load_array(path: str, flag: str) -> npt.NDArray[Any]:
-    """A .npy array, loaded without pickle; any failure is an InputError naming the flag."""
+    """A .npy array, loaded without pickle; any failure is an InputError naming the flag.
+
+    The array is memory-mapped read-only, not read into memory: a float32, L2-normalised pool
+    (1.28M x 512 is 2.6 GB) is then never copied whole (see prepare_features); any other is
+    copied once, block by block.
+    """
     file = Path(path)
     if not file.is_file():
         raise InputError(flag, f"no such file: {path}")
     try:
-        loaded = np.load(file, allow_pickle=False, mmap_mode=None)
+        try:
+            loaded = np.load(file, allow_pickle=False, mmap_mode="r")
+        except ValueError:  # e.g. an empty array cannot be mapped: read it (the checks follow)
+            loaded = np.load(file, allow_pickle=False, mmap_mode=None)
     except ValueError as exc:
-        if "pickle" in str(exc).lower():
+        if "pickle" in str(exc).lower() or "python objects" in str(exc).lower():
             raise InputError(
                 flag, f"{path} holds Python objects; only plain arrays are read"
             ) from None

@@ -9,13 +9,8 @@ from sklearn.metrics import adjusted_rand_score
 from alsys.errors import InputError
 from alsys.strategies import kmeans
 from alsys.strategies.clustering import cluster_order
-from alsys.strategies.kmeans import (
-    Clustering,
-    _hartigan,
-    _lloyd,
-    clustering_from_assignment,
-    inertia,
-)
+from alsys.strategies.kmeans import Clustering, clustering_from_assignment, inertia
+from alsys.strategies.kmeans_steps import hartigan, lloyd
 from tests.conftest import blobs
 
 
@@ -129,9 +124,9 @@ def test_hartigan_moves_only_lower_the_inertia_and_end_at_a_lloyd_fixed_point() 
     for seed in range(3):
         rng = np.random.default_rng(seed)
         init = x[rng.choice(x.shape[0], 30, replace=False)]
-        start, centres = _lloyd(x, init, 3, 0)
+        start, centres = lloyd(x, init, 3, 0)
         before = inertia(x, clustering_from_assignment(x, start))
-        labels, means = _hartigan(x, start, centres)
+        labels, means = hartigan(x, start, centres)
         after = Clustering(labels, means)
         assert inertia(x, after) < before
         np.testing.assert_allclose(means, clustering_from_assignment(x, labels).centres, atol=1e-6)

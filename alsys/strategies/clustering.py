@@ -1,7 +1,8 @@
 """What the clustering strategies share: typicality, cluster order, round-robin.
 
-k-means and faiss's exact kNN live in :mod:`alsys.strategies.kmeans` (re-exported here); small
-kNN problems stay in numpy (see self_knn_sqdist).
+k-means and faiss's exact kNN live in :mod:`alsys.strategies.kmeans` and
+:mod:`alsys.strategies.kmeans_steps` (re-exported here); the
+typicality's kNN inside a cluster is numpy GEMMs on the CPU (see self_knn_sqdist).
 TypiClust, SUPClust and its ablations differ only in how they pick a point inside a chosen
 cluster; :class:`ClusterStrategy` holds everything else (reference code of Hacohen et al.):
 
@@ -41,34 +42,88 @@ from alsys.strategies.kmeans import (
     KMEANS_RESTARTS,
     Clustering,
     clustering_from_assignment,
-    gpu_available,
     inertia,
     kmeans,
-    knn_sqdist,
 )
+from alsys.strategies.kmeans_steps import gpu_available, knn_sqdist
 
 F32 = npt.NDArray[np.float32]
 
 # Added to the mean kNN distance before inverting (reference code).
 TYPICALITY_EPS = 1e-5
 DISTANCES = ("sqeuclidean", "euclidean")
-# Up to this many points, exact kNN inside a cluster is one numpy GEMM (see self_knn_sqdist).
-SMALL_KNN_MAX = 2048
+# self_knn_sqdist's temporaries: blocks of x @ x.T of at most this many float32 entries (4 MiB).
+KNN_BLOCK_ELEMENTS = 2**20
 
 
 def self_knn_sqdist(x: F32, k: int) -> F32:
     """Squared L2 distances from each row of ``x`` (m, d) to its ``k`` nearest rows, itself
     included, ascending: (m, k).
 
-    Small sets use one numpy GEMM: calling faiss (OpenMP) between numpy calls (OpenBLAS) makes
-    the two thread pools wait on each other, ~10 ms a switch on 2 cores, which for 500 clusters
-    of 100 points cost 30x the arithmetic. Large sets use faiss's blocked search.
+    Exact: float32 ||a||^2 + ||b||^2 - 2 a.b, as faiss's flat search computes it, from numpy
+    GEMMs. Each row's candidates are ranked by a.b - ||b||^2 / 2, largest first: one pass over
+    the Gram matrix, and exactly -1/2 of ||b||^2 - 2 a.b rounded (scaling by 2 is exact), so
+    the k kept give the same distances, ||a||^2 - 2 (a.b - ||b||^2 / 2), as the formula. The
+    Gram matrix is symmetric, so only its upper block triangle is computed (half the flops of a
+    search): a small set's x @ x.T at once (numpy runs it as a symmetric rank-k update), a
+    larger one as row blocks against the rows from there on, each block serving its own rows
+    and, transposed, the later rows (see _blocked_self_knn).
+
+    On the CPU faiss is not used: calling it (OpenMP) between numpy calls (OpenBLAS) makes the
+    two thread pools wait on each other, ~10 ms a switch on 2 cores (for 500 clusters of 100
+    points, 30x the arithmetic), and clusters of 5,000 points took 4x longer in faiss after
+    numpy's k-means than here. On a GPU faiss searches.
     """
-    if x.shape[0] > SMALL_KNN_MAX or gpu_available():
+    if gpu_available():
         return knn_sqdist(x, x, k)[0]
+    m = x.shape[0]
     sq = np.einsum("ij,ij->i", x, x)
-    distances = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
-    nearest: F32 = np.sort(np.partition(distances, k - 1, axis=1)[:, :k], axis=1)
+    half = sq * np.float32(0.5)
+    if m * m > KNN_BLOCK_ELEMENTS:
+        return _blocked_self_knn(x, sq, half, k)
+    scores = x @ x.T
+    scores -= half[None, :]
+    return _finish(_largest(scores, k), sq)
+
+
+def _largest(scores: F32, k: int) -> F32:
+    """The ``k`` largest of each row of ``scores`` (which it reorders in place), unsorted."""
+    width = scores.shape[1]
+    if k < width:
+        scores.partition(width - k, axis=1)
+        return scores[:, width - k :]
+    return scores
+
+
+def _finish(closeness: F32, sq: F32) -> F32:
+    """Squared distances ||a||^2 - 2 s from the k kept closeness scores s = a.b - ||b||^2 / 2
+    of each row, ascending, clipped at 0."""
+    nearest: F32 = np.sort(closeness, axis=1)[:, ::-1] * np.float32(-2.0)
+    nearest += sq[:, None]
+    return np.maximum(nearest, 0.0, out=nearest)
+
+
+def _blocked_self_knn(x: F32, sq: F32, half: F32, k: int) -> F32:
+    """self_knn_sqdist in row blocks: block [s, e) times rows [s, m) gives rows [s, e) their
+    candidates among rows >= s, and rows >= e theirs among rows [s, e); each row keeps its k
+    best so far, so a row's k nearest are complete once its own block is done."""
+    m = x.shape[0]
+    rows = max(1, KNN_BLOCK_ELEMENTS // m)
+    kept = np.full((m, k), -np.inf, dtype=np.float32)  # best closeness from earlier blocks
+    nearest = np.empty((m, k), dtype=np.float32)
+    for start in range(0, m, rows):
+        stop = min(start + rows, m)
+        gram = x[start:stop] @ x[start:].T  # (r, m - start)
+        if stop < m:
+            # Rows >= stop against rows [start, stop): a.b - ||a||^2 / 2, a in the block,
+            # written transposed in the same pass.
+            later = np.empty((m - stop, stop - start), dtype=np.float32)
+            np.subtract(gram[:, stop - start :], half[start:stop, None], out=later.T)
+            merged = np.concatenate([kept[stop:], _largest(later, k)], axis=1)
+            kept[stop:] = _largest(merged, k)
+        gram -= half[None, start:]
+        merged = np.concatenate([kept[start:stop], _largest(gram, k)], axis=1)
+        nearest[start:stop] = _finish(_largest(merged, k), sq[start:stop])
     return nearest
 
 
@@ -136,6 +191,18 @@ class ClusterContext:
     def centres64(self) -> FloatArray:
         """(k, d) the cluster centres in float64, converted once a round."""
         return self.clustering.centres.astype(np.float64)
+
+    @cached_property
+    def centres32(self) -> F32:
+        """(k, d) the cluster centres, float32 and C-contiguous, for GEMMs against points."""
+        return np.ascontiguousarray(self.clustering.centres, dtype=np.float32)
+
+    @cached_property
+    def centre_sqnorms(self) -> FloatArray:
+        """(k,) squared norms of the centres, float64."""
+        c = self.centres64
+        norms: FloatArray = np.einsum("ij,ij->i", c, c)
+        return norms
 
     @cached_property
     def centre_distances(self) -> FloatArray:
@@ -277,7 +344,10 @@ class ClusterStrategy(Strategy):
         if pool.typ_embeddings is not None:
             x_typ = prepare_features(pool.typ_embeddings, "typ_embeddings", self.normalize)
         n_clusters = min(int(labeled_mask.sum()) + budget, self.max_clusters)
-        clustering = self.cluster(x_clst, pool, n_clusters, rng)
+        # One bar per stage: the clustering, then the visits (typicality or score, and the pick).
+        with progress_bar(1, f"k-means, {n_clusters} clusters", show_progress) as stage:
+            clustering = self.cluster(x_clst, pool, n_clusters, rng)
+            stage.update(1)
         assignment = clustering.assignment
         k = clustering.n_clusters
         ctx = ClusterContext(
@@ -296,7 +366,7 @@ class ClusterStrategy(Strategy):
         chosen: list[int] = []
         details: list[dict[str, Any]] = []
         visits: list[dict[str, Any]] = []
-        bar = progress_bar(budget, f"{self.name} picks", show_progress)
+        bar = progress_bar(budget, f"{self.name}: typicality and picks", show_progress)
         for tier in self.visit_order(ctx, pool, labeled_mask, rng):
             visit = 0
             while len(chosen) < budget and any(available[members[c]].any() for c in tier):

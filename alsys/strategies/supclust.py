@@ -29,7 +29,7 @@ from alsys.strategies.base import (
     check_number,
     top_k_tiebreak,
 )
-from alsys.strategies.clustering import ClusterContext, ClusterStrategy, Pick
+from alsys.strategies.clustering import F32, ClusterContext, ClusterStrategy, Pick
 
 
 def cluster_weights(centres: FloatArray, cluster: int, temperature: float) -> FloatArray:
@@ -66,6 +66,61 @@ def _distances(points: FloatArray, centres: FloatArray) -> FloatArray:
     sq = (x * x).sum(axis=1)[:, None] + (c * c).sum(axis=1)[None, :] - 2.0 * x @ c.T
     distances: FloatArray = np.sqrt(np.maximum(sq, 0.0))
     return distances
+
+
+# The float32 dot product of d-vectors x and c is within GAMMA(d) ||x|| ||c|| of the exact one,
+# GAMMA(d) = d u / (1 - d u), u = 2^-24 (Higham's bound, any summation order, FMA or not);
+# the screen in _fast_sup uses twice that, so it never drops a candidate that could win.
+UNIT_ROUNDOFF32 = 2.0**-24
+SCREEN_SAFETY = 2.0
+
+
+def _fast_sup(
+    x: F32, among: IntArray, cluster: int, ctx: ClusterContext, temperature: float
+) -> tuple[FloatArray, IntArray]:
+    """SUP of every row of ``x`` (m, d) (eq. 5.2), and the positions in ``among`` where the exact
+    (float64) SUP of :func:`sup_scores` may be the largest of ``among``; those positions are
+    computed exactly, the others in float32 (one GEMM, the distances assembled in place).
+
+    The float32 values differ from float64 ones by float32 rounding (about 1e-6 relative; the
+    record keeps 6 digits). Each float32 squared distance is within
+    E = (GAMMA(d) + 3u) (||x|| + ||c_j||)^2 of exact (the dot product's GAMMA(d) bound, the
+    squared norms', and three roundings of sums), so each SUP lies in
+    [1 / sum w_j sqrt(dsq + E), 1 / sum w_j sqrt(max(dsq - E, 0))], evaluated in float64 for
+    ``among`` only; a position whose upper end is below the largest lower end cannot hold the
+    maximum, nor tie it. The float64 pass over a whole cluster (a float64 copy of its points, a
+    float64 GEMM and float64 temporaries) was the largest cost of a cold-start round on an
+    ImageNet-sized pool (1.28M x 500 x 512).
+    """
+    k = ctx.clustering.n_clusters
+    weights = np.zeros(k)
+    weights[np.arange(k) != cluster] = _weights(ctx.centre_distances[cluster], cluster, temperature)
+    centre_sq = ctx.centre_sqnorms
+    sq_x = np.einsum("ij,ij->i", x, x)  # float32
+    sq = x @ ctx.centres32.T  # float32 (m, k), then the squared distances in place
+    sq *= -2.0
+    sq += centre_sq.astype(np.float32)[None, :]
+    sq += sq_x[:, None]
+    np.maximum(sq, 0.0, out=sq)
+    near = sq[among].astype(np.float64) if among.shape[0] > 1 else None
+    np.sqrt(sq, out=sq)
+    sup: FloatArray = 1.0 / (sq @ weights.astype(np.float32)).astype(np.float64)
+    if near is None:
+        exact = among
+    else:
+        d = x.shape[1]
+        gamma = d * UNIT_ROUNDOFF32 / (1.0 - d * UNIT_ROUNDOFF32)
+        norms = np.sqrt(sq_x[among].astype(np.float64))[:, None] + np.sqrt(centre_sq)[None, :]
+        slack = SCREEN_SAFETY * (gamma + 3.0 * UNIT_ROUNDOFF32) * norms**2
+        low = 1.0 / (np.sqrt(near + slack) @ weights) * (1.0 - 1e-9)
+        with np.errstate(divide="ignore"):
+            high = 1.0 / (np.sqrt(np.maximum(near - slack, 0.0)) @ weights) * (1.0 + 1e-9)
+        exact = among[high >= low.max()]
+    if exact.shape[0] > 0:
+        sup[exact] = _sup(
+            _distances(x[exact], ctx.centres64), ctx.centre_distances[cluster], cluster, temperature
+        )
+    return sup, exact
 
 
 def sup_scores(
@@ -122,24 +177,25 @@ class SUPClust(ClusterStrategy):
         n_keep = max(1, math.floor(self.typ_ratio * candidates.shape[0] + 1e-9))
         return top_k_tiebreak(typ, n_keep, rng), typ
 
-    def sup(self, points: IntArray, cluster: int, ctx: ClusterContext) -> FloatArray | None:
+    def sup(
+        self, points: IntArray, among: IntArray, cluster: int, ctx: ClusterContext
+    ) -> FloatArray | None:
+        """SUP of the pool rows ``points``, exact (float64) at every position of ``among`` that
+        may hold its largest value and float32-accurate elsewhere (see _fast_sup); ``None``
+        for a single cluster."""
         if ctx.clustering.n_clusters < 2:
             return None  # a single cluster has no neighbour to lean towards
-        return _sup(
-            _distances(ctx.x_clst[points], ctx.centres64),
-            ctx.centre_distances[cluster],
-            cluster,
-            self.temperature,
-        )
+        x = np.ascontiguousarray(ctx.x_clst[points], dtype=np.float32)
+        return _fast_sup(x, among, cluster, ctx, self.temperature)[0]
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
     ) -> Pick:
         kept, typ = self.kept_by_typicality(candidates, ctx, rng)
         # SUP of every candidate, not only the kept ones: the record (and the report's typicality
-        # vs SUP figure) shows the whole cluster. It costs m x k distances a visit, n x k over a
-        # cold-start round: less than one Lloyd iteration of the round's k-means.
-        sup = self.sup(candidates, cluster, ctx)
+        # vs SUP figure) shows the whole cluster. It costs m x k float32 dot products a visit,
+        # n x k over a cold-start round: less than one Lloyd iteration of the round's k-means.
+        sup = self.sup(candidates, kept, cluster, ctx)
         best = 0 if sup is None else argmax_tiebreak(sup[kept], rng)  # one cluster: most typical
         chosen = kept[best]
         why = {
@@ -179,7 +235,7 @@ class SUPClustNoTypicality(SUPClust):
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
     ) -> Pick:
-        sup = self.sup(candidates, cluster, ctx)
+        sup = self.sup(candidates, np.arange(candidates.shape[0]), cluster, ctx)
         if sup is None:  # one cluster: no SUP, any candidate is as good
             return Pick(int(candidates[rng.integers(candidates.shape[0])]), {"sup": None})
         best = argmax_tiebreak(sup, rng)
