@@ -109,3 +109,13 @@ def test_batchbald_avoids_copies_that_bald_would_take() -> None:
     batch = make_strategy("batchbald").select(Pool(mc_probs=mc), mask, 2, np.random.default_rng(0))
     assert batch.indices[0] in {0, 1, 2}
     assert batch.indices[1] not in {0, 1, 2}
+
+
+def test_long_sampled_batches_do_not_underflow() -> None:
+    """A product of 250 probabilities of about 1/100 underflows float64: the sampled joint is
+    kept rescaled, so every gain stays finite (a NaN score once made the pick fail)."""
+    rng = np.random.default_rng(0)
+    mc = rng.dirichlet(np.ones(100), size=(4, 300))  # (T, m, C): flat, as at a cold start
+    chosen, gains = batchbald_greedy(mc, 250, np.random.default_rng(1), num_samples=100)
+    assert len(set(chosen.tolist())) == 250
+    assert np.isfinite(gains).all()

@@ -110,6 +110,11 @@ def batchbald_greedy(
     conditional = entropy_scores(probs).mean(axis=0)  # (m,) E_w H(y_x | w)
     joint = np.ones((n_mc, 1))
     sampled_models: IntArray | None = None  # the MC sample behind each sampled configuration
+    # Sampled mode keeps each configuration's column of ``joint`` at mean 1 over the MC samples
+    # (a product of b probabilities underflows to 0 within ~100 picks of 100 classes, and 0/0
+    # then poisons every score); the log of the factors taken out is added back to the joint
+    # entropy, which it shifts by their mean (the importance ratios do not change).
+    log_scale: FloatArray | None = None
     chosen: list[int] = []
     gains: list[float] = []
     conditional_sum = 0.0
@@ -119,7 +124,14 @@ def batchbald_greedy(
             sampled_models = rng.integers(n_mc, size=num_samples)
             configs = _sample_categorical(joint[sampled_models], rng)
             joint = joint[:, configs]
+            log_scale = np.zeros(joint.shape[1])
+        if log_scale is not None:
+            scale = joint.mean(axis=0)
+            joint = joint / scale
+            log_scale += np.log(scale)
         scores = joint_entropy_with_candidates(joint, probs, sampled_models is not None)
+        if log_scale is not None:
+            scores -= log_scale.mean()
         scores -= conditional_sum + conditional
         scores[chosen] = -np.inf
         pick = argmax_tiebreak(scores, rng)
