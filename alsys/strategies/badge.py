@@ -44,6 +44,7 @@ from alsys.strategies.base import (
     Strategy,
     argmax_tiebreak,
     check_choice,
+    check_flag,
     progress,
     random_selection,
 )
@@ -177,15 +178,7 @@ class BADGE(Strategy):
 
     def __post_init__(self) -> None:
         check_choice(self.name, "seeding", self.seeding, SEEDINGS)
-        if not isinstance(self.normalize, bool):
-            raise InputError(f"{self.name}.normalize", f"must be true or false: {self.normalize}")
-
-    def _probs(self, pool: Pool) -> FloatArray | None:
-        if pool.probs is not None:
-            return np.asarray(pool.probs, dtype=np.float64)
-        if pool.mc_probs is not None:
-            return np.asarray(pool.mc_probs, dtype=np.float64).mean(axis=0)  # type: ignore[no-any-return]
-        return None
+        check_flag(self.name, "normalize", self.normalize)
 
     def _features(self, pool: Pool, rows: IntArray) -> FloatArray:
         x = np.asarray(self._require_embeddings(pool))[rows].astype(np.float64)
@@ -205,7 +198,7 @@ class BADGE(Strategy):
         rng: np.random.Generator,
         show_progress: bool,
     ) -> Selection:
-        probs = self._probs(pool)
+        probs = pool.class_probs(np.float64)
         if probs is None:
             note = cold_start_or_fail(self.name, "probs", labeled_mask)
             return random_selection(labeled_mask, budget, rng, note)

@@ -138,6 +138,15 @@ class Pool:
             raise InputError(next(iter(sizes)), "the pool is empty: there is nothing to select")
         object.__setattr__(self, "n", next(iter(sizes.values())))
 
+    def class_probs(self, dtype: npt.DTypeLike | None = None) -> FloatArray | None:
+        """(n, classes) the model's probabilities; the mean of the MC samples when only those
+        are given; ``None`` before any model output."""
+        if self.probs is not None:
+            return np.asarray(self.probs, dtype=dtype)
+        if self.mc_probs is not None:
+            return np.asarray(self.mc_probs, dtype=dtype).mean(axis=0)  # type: ignore[no-any-return]
+        return None
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -324,6 +333,12 @@ def check_number(
         raise InputError(field_name, f"must be {sign} {low}, got {value!r}")
     if high is not None and value > high:
         raise InputError(field_name, f"must be <= {high}, got {value!r}")
+
+
+def check_flag(owner: str, name: str, value: Any) -> None:
+    """Validates a true/false hyperparameter; the error names the strategy and the field."""
+    if not isinstance(value, bool):
+        raise InputError(f"{owner}.{name}", f"must be true or false: {value}")
 
 
 def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:

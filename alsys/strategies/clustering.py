@@ -33,6 +33,7 @@ from alsys.strategies.base import (
     Selection,
     Strategy,
     check_choice,
+    check_flag,
     check_number,
     prepare_features,
     progress_bar,
@@ -299,8 +300,7 @@ class ClusterStrategy(Strategy):
         check_number(self.name, "kmeans_iters", self.kmeans_iters, low=1, integer=True)
         check_number(self.name, "kmeans_restarts", self.kmeans_restarts, low=1, integer=True)
         check_choice(self.name, "distance", self.distance, DISTANCES)
-        if not isinstance(self.normalize, bool):
-            raise InputError(f"{self.name}.normalize", f"must be true or false: {self.normalize}")
+        check_flag(self.name, "normalize", self.normalize)
 
     def cluster(
         self, x_clst: F32, pool: Pool, n_clusters: int, rng: np.random.Generator

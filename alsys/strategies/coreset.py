@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alsys.errors import InputError
 from alsys.strategies.base import (
     BoolArray,
     FloatArray,
@@ -20,6 +19,7 @@ from alsys.strategies.base import (
     Selection,
     Strategy,
     argmax_tiebreak,
+    check_flag,
     prepare_features,
     progress,
 )
@@ -79,8 +79,7 @@ class Coreset(Strategy):
     normalize: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.normalize, bool):
-            raise InputError(f"{self.name}.normalize", f"must be true or false: {self.normalize}")
+        check_flag(self.name, "normalize", self.normalize)
 
     def _select(
         self,

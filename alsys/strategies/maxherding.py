@@ -66,6 +66,7 @@ from alsys.strategies.base import (
     Selection,
     Strategy,
     argmax_tiebreak,
+    check_flag,
     check_number,
     prepare_features,
     progress,
@@ -378,11 +379,6 @@ def _lazy_pick(
 def check_neighbours(owner: str, neighbours: int | None) -> None:
     if neighbours is not None:
         check_number(owner, "neighbours", neighbours, low=1, integer=True)
-
-
-def check_flag(owner: str, name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise InputError(f"{owner}.{name}", f"must be true or false: {value}")
 
 
 def coverage_notes(name: str, result: HerdingResult, n_labeled: int) -> str:

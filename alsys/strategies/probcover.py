@@ -28,6 +28,7 @@ from alsys.strategies.base import (
     Selection,
     Strategy,
     argmax_tiebreak,
+    check_flag,
     check_number,
     prepare_features,
     progress,
@@ -367,8 +368,7 @@ class ProbCover(Strategy):
         check_number(self.name, "max_edges", self.max_edges, low=1, integer=True)
         if self.max_pool is not None:
             check_number(self.name, "max_pool", self.max_pool, low=1, integer=True)
-        if not isinstance(self.normalize, bool):
-            raise InputError(f"{self.name}.normalize", f"must be true or false: {self.normalize}")
+        check_flag(self.name, "normalize", self.normalize)
 
     def choose_delta(self, x: F32, rng: np.random.Generator) -> DeltaChoice:
         if self.delta is not None:

@@ -51,13 +51,13 @@ from alsys.strategies.base import (
     Selection,
     Strategy,
     check_choice,
+    check_flag,
     check_number,
     prepare_features,
 )
 from alsys.strategies.clustering import F32, knn_sqdist
 from alsys.strategies.maxherding import (
     DEFAULT_BANDWIDTH,
-    check_flag,
     check_neighbours,
     coverage_notes,
     herding_greedy,
@@ -185,9 +185,7 @@ class UHerding(Strategy):
     ) -> Selection:
         x = prepare_features(self._require_embeddings(pool), "embeddings", self.normalize)
         labeled = np.flatnonzero(labeled_mask)
-        probs = pool.probs
-        if probs is None and pool.mc_probs is not None:
-            probs = np.asarray(pool.mc_probs).mean(axis=0)
+        probs = pool.class_probs()
         notes: list[str] = []
         weights: FloatArray | None = None
         if labeled.shape[0] == 0:

@@ -118,11 +118,8 @@ class ProbabilityStrategy(TopScoreStrategy):
     inputs = Inputs(probs=True)
 
     def priorities(self, pool: Pool) -> FloatArray | None:
-        if pool.probs is not None:
-            return self.priority_from_probs(np.asarray(pool.probs))
-        if pool.mc_probs is not None:
-            return self.priority_from_probs(np.asarray(pool.mc_probs).mean(axis=0))
-        return None
+        probs = pool.class_probs()
+        return None if probs is None else self.priority_from_probs(probs)
 
     @abstractmethod
     def priority_from_probs(self, probs: FloatArray) -> FloatArray: ...
