@@ -167,7 +167,12 @@ def cluster_order(
     k = int(assignment.max()) + 1
     sizes = np.bincount(assignment, minlength=k)
     labeled = np.bincount(assignment[labeled_mask], minlength=k)
-    order = np.lexsort((rng.random(k), -sizes, labeled))
+    return tiers(np.lexsort((rng.random(k), -sizes, labeled)), sizes, min_cluster_size)
+
+
+def tiers(order: IntArray, sizes: IntArray, min_cluster_size: int) -> tuple[IntArray, IntArray]:
+    """``order`` (every cluster id, in visiting order) split into ``(eligible, small)``: the
+    non-empty clusters larger than ``min_cluster_size``, then the other non-empty ones."""
     order = order[sizes[order] > 0]
     big = sizes[order] > min_cluster_size
     return order[big], order[~big]

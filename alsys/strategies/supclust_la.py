@@ -30,7 +30,7 @@ import numpy as np
 
 from alsys.errors import InputError
 from alsys.strategies.base import BoolArray, Inputs, IntArray, Pool
-from alsys.strategies.clustering import ClusterContext, Pick, knn_sqdist
+from alsys.strategies.clustering import ClusterContext, Pick, knn_sqdist, tiers
 from alsys.strategies.supclust import SUPClust
 
 
@@ -102,9 +102,7 @@ class SUPClustLA(SUPClust):
             members = typiclust_order[looks_like[typiclust_order] == c]
             rank[members] = np.arange(members.shape[0])
         order = np.lexsort((tie, -ctx.sizes, ctx.labeled_counts, bought + rank))
-        order = order[ctx.sizes[order] > 0]
-        big = ctx.sizes[order] > self.min_cluster_size
-        return order[big], order[~big]
+        return tiers(order, ctx.sizes, self.min_cluster_size)
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
