@@ -41,6 +41,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+from reference_typiclust import typicality as reference_typicality  # this folder (a script)
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.datasets import load_digits
 
@@ -67,13 +68,6 @@ def reference_kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.n
         km = MiniBatchKMeans(n_clusters=k, batch_size=5000, random_state=seed)
     labels = km.fit_predict(x)
     return labels, km.cluster_centers_.astype(np.float32)
-
-
-def reference_typicality(features: np.ndarray, k: int) -> np.ndarray:
-    index = faiss.IndexFlatL2(features.shape[1])
-    index.add(features)
-    distances, _ = index.search(features, k + 1)
-    return 1 / (distances[:, 1:].mean(axis=1) + 1e-5)
 
 
 def reference_round(
