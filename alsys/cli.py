@@ -108,13 +108,10 @@ def run_select(args: argparse.Namespace) -> int:
     if select_images.uses_paths(args):
         return select_images.run_select_paths(args)
     select_images.check_embeddings_flags(args)
-    if args.seed < 0:
-        raise InputError("--seed", f"must be a non-negative integer, got {args.seed}")
+    check_seed(args)
     params = dict(parse_param(p) for p in args.param)
     strategy = make_strategy(args.strategy, **params)
-    out = Path(args.out) if args.out else None
-    if out is not None and not out.parent.is_dir():
-        raise InputError("--out", f"folder {out.parent} does not exist")
+    out = output_path(args)
 
     arrays: dict[str, Any] = {}
     if args.embeddings:
@@ -136,7 +133,7 @@ def run_select(args: argparse.Namespace) -> int:
     if args.labeled_classes:
         pool = dataclasses.replace(pool, labels=_labeled_classes(args, labeled_rows, pool.n))
 
-    show_progress = args.progress or (sys.stderr.isatty() and not args.quiet)
+    show_progress = wants_progress(args)
     selection = strategy.select(
         pool, labeled, args.budget, np.random.default_rng(args.seed), show_progress=show_progress
     )
@@ -144,6 +141,24 @@ def run_select(args: argparse.Namespace) -> int:
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
     write_output(out, text, args.quiet, f"{len(selection.indices)} points")
     return 0
+
+
+def check_seed(args: argparse.Namespace) -> None:
+    if args.seed < 0:
+        raise InputError("--seed", f"must be a non-negative integer, got {args.seed}")
+
+
+def output_path(args: argparse.Namespace) -> Path | None:
+    """``--out`` as a path, its folder checked; ``None`` for standard output."""
+    out = Path(args.out) if args.out else None
+    if out is not None and not out.parent.is_dir():
+        raise InputError("--out", f"folder {out.parent} does not exist")
+    return out
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on stderr: on a terminal unless --quiet, always with --progress."""
+    return bool(args.progress or (sys.stderr.isatty() and not args.quiet))
 
 
 def selection_report(

@@ -110,6 +110,8 @@ def check_embeddings_flags(args: argparse.Namespace) -> None:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
+    from alsys.cli import check_seed
+
     if args.images is not None and (args.features is not None or args.paths is not None):
         raise InputError("--images", "give either --images or --features with --paths")
     if args.images is None and (args.features is None or args.paths is None):
@@ -123,8 +125,7 @@ def _check_flags(args: argparse.Namespace) -> None:
         for name, flag in IMAGES_ONLY.items():
             if getattr(args, name) is not None:
                 raise InputError(flag, "applies to --images (SimCLR on the folder)")
-    if args.seed < 0:
-        raise InputError("--seed", f"must be a non-negative integer, got {args.seed}")
+    check_seed(args)
 
 
 def read_paths(file: str, n: int, features: str) -> tuple[str, ...]:
@@ -210,7 +211,7 @@ def read_labels(
 
 
 def run_select_paths(args: argparse.Namespace) -> int:
-    from alsys.cli import parse_param, selection_report, write_output
+    from alsys.cli import output_path, parse_param, selection_report, wants_progress, write_output
     from alsys.spaces import unit_rows
     from alsys.strategies import Pool, get_inputs, make_strategy, with_n_classes
 
@@ -223,16 +224,14 @@ def run_select_paths(args: argparse.Namespace) -> int:
             "--strategy", f"{args.strategy} ranks by HVAE scores; use --embeddings with --scores"
         )
     output_format = args.format or "csv"
-    out = Path(args.out) if args.out else None
-    if out is not None and not out.parent.is_dir():
-        raise InputError("--out", f"folder {out.parent} does not exist")
+    out = output_path(args)
     ls_root = _ls_root() if output_format == "labelstudio" else None
 
     def say(line: str) -> None:
         if not args.quiet:
             print(f"alsys select: {line}", file=sys.stderr, flush=True)
 
-    show_progress = args.progress or (sys.stderr.isatty() and not args.quiet)
+    show_progress = wants_progress(args)
     pool_rows = _image_pool(args, say, show_progress) if args.images else _feature_pool(args)
     labels, classes = read_labels(args.labels, pool_rows.paths, pool_rows.where)
     labeled = labels >= 0
