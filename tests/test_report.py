@@ -317,10 +317,15 @@ def test_mlflow_chart_view_of_the_sweep_draws_its_learning_curves(
     runs = f"{mlflow_ui}/#/experiments/{exp}/runs?workflowType=machine_learning"
     charts = runs + "&compareRunsMode=CHART&isComparingRuns=true"
     # The first load of a fresh profile on a cold server settles the view's state and fetches
-    # the metric histories; the second is what a user sees once the page has loaded.
+    # the metric histories; a later one is what a user sees once the page has loaded. On a
+    # busy machine the histories can arrive after the virtual-time budget: reload, as a user
+    # would, up to three times (seen once in CI, passing on its rerun).
     browser.dom(charts, budget_ms=20000, tmp=tmp_path)
-    page = browser.dom(charts, budget_ms=20000, tmp=tmp_path)
+    for _ in range(3):
+        page = browser.dom(charts, budget_ms=20000, tmp=tmp_path)
+        shown = [c for c in curves if c in page]
+        if shown:
+            break
     assert "Model metrics (0)" not in page
-    shown = [c for c in curves if c in page]
     assert shown, "the chart view lists the sweep's curves"
     browser.screenshot(charts, "mlflow_charts.png", budget_ms=20000, size="1600,1400")
