@@ -149,7 +149,13 @@ def test_precomputed_clusters_say_so_instead_of_an_inertia() -> None:
         Pool(embeddings=x, clusters=clusters), np.zeros(len(x), bool), 2, np.random.default_rng(0)
     )
     assert selection.notes == ("clusters: precomputed (Pool.clusters), no k-means, 2 clusters",)
-    assert selection.metrics == {"n_clusters": 2.0}
+    # Each cluster's candidates searched once, exactly: the distinct entries of its Gram matrix.
+    m = len(x) // 2
+    assert selection.metrics == {
+        "n_clusters": 2.0,
+        "typicality_knn_pairs": 2.0 * m * (m + 1) / 2,
+        "typicality_partitioned_clusters": 0.0,
+    }
 
 
 def test_kmeans_restarts_is_checked() -> None:

@@ -1,8 +1,8 @@
-"""What the clustering strategies share: typicality, cluster order, round-robin.
+"""What the clustering strategies share: cluster order, round-robin, typicality over visits.
 
 k-means and faiss's exact kNN live in :mod:`alsys.strategies.kmeans` and
-:mod:`alsys.strategies.kmeans_steps` (re-exported here); the
-typicality's kNN inside a cluster is numpy GEMMs on the CPU (see self_knn_sqdist).
+:mod:`alsys.strategies.kmeans_steps` (re-exported here); typicality and the neighbour lists it
+keeps over a round's visits in :mod:`alsys.strategies.typicality`.
 TypiClust, SUPClust and its ablations differ only in how they pick a point inside a chosen
 cluster; :class:`ClusterStrategy` holds everything else (reference code of Hacohen et al.):
 
@@ -16,6 +16,7 @@ cluster; :class:`ClusterStrategy` holds everything else (reference code of Hacoh
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,7 +24,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alsys.errors import InputError
 from alsys.strategies.base import (
     BoolArray,
     FloatArray,
@@ -47,112 +47,15 @@ from alsys.strategies.kmeans import (
     kmeans,
 )
 from alsys.strategies.kmeans_steps import gpu_available, knn_sqdist
+from alsys.strategies.typicality import (
+    DISTANCES,
+    KNN_MODES,
+    RoundNeighbours,
+    partition_plan,
+    typicality,
+)
 
 F32 = npt.NDArray[np.float32]
-
-# Added to the mean kNN distance before inverting (reference code).
-TYPICALITY_EPS = 1e-5
-DISTANCES = ("sqeuclidean", "euclidean")
-# self_knn_sqdist's temporaries: blocks of x @ x.T of at most this many float32 entries (4 MiB).
-KNN_BLOCK_ELEMENTS = 2**20
-
-
-def self_knn_sqdist(x: F32, k: int) -> F32:
-    """Squared L2 distances from each row of ``x`` (m, d) to its ``k`` nearest rows, itself
-    included, ascending: (m, k).
-
-    Exact: float32 ||a||^2 + ||b||^2 - 2 a.b, as faiss's flat search computes it, from numpy
-    GEMMs. Each row's candidates are ranked by a.b - ||b||^2 / 2, largest first: one pass over
-    the Gram matrix, and exactly -1/2 of ||b||^2 - 2 a.b rounded (scaling by 2 is exact), so
-    the k kept give the same distances, ||a||^2 - 2 (a.b - ||b||^2 / 2), as the formula. The
-    Gram matrix is symmetric, so only its upper block triangle is computed (half the flops of a
-    search): a small set's x @ x.T at once (numpy runs it as a symmetric rank-k update), a
-    larger one as row blocks against the rows from there on, each block serving its own rows
-    and, transposed, the later rows (see _blocked_self_knn).
-
-    On the CPU faiss is not used: calling it (OpenMP) between numpy calls (OpenBLAS) makes the
-    two thread pools wait on each other, ~10 ms a switch on 2 cores (for 500 clusters of 100
-    points, 30x the arithmetic), and clusters of 5,000 points took 4x longer in faiss after
-    numpy's k-means than here. On a GPU faiss searches.
-    """
-    if gpu_available():
-        return knn_sqdist(x, x, k)[0]
-    m = x.shape[0]
-    sq = np.einsum("ij,ij->i", x, x)
-    half = sq * np.float32(0.5)
-    if m * m > KNN_BLOCK_ELEMENTS:
-        return _blocked_self_knn(x, sq, half, k)
-    scores = x @ x.T
-    scores -= half[None, :]
-    return _finish(_largest(scores, k), sq)
-
-
-def _largest(scores: F32, k: int) -> F32:
-    """The ``k`` largest of each row of ``scores`` (which it reorders in place), unsorted."""
-    width = scores.shape[1]
-    if k < width:
-        scores.partition(width - k, axis=1)
-        return scores[:, width - k :]
-    return scores
-
-
-def _finish(closeness: F32, sq: F32) -> F32:
-    """Squared distances ||a||^2 - 2 s from the k kept closeness scores s = a.b - ||b||^2 / 2
-    of each row, ascending, clipped at 0."""
-    nearest: F32 = np.sort(closeness, axis=1)[:, ::-1] * np.float32(-2.0)
-    nearest += sq[:, None]
-    return np.maximum(nearest, 0.0, out=nearest)
-
-
-def _blocked_self_knn(x: F32, sq: F32, half: F32, k: int) -> F32:
-    """self_knn_sqdist in row blocks: block [s, e) times rows [s, m) gives rows [s, e) their
-    candidates among rows >= s, and rows >= e theirs among rows [s, e); each row keeps its k
-    best so far, so a row's k nearest are complete once its own block is done."""
-    m = x.shape[0]
-    rows = max(1, KNN_BLOCK_ELEMENTS // m)
-    kept = np.full((m, k), -np.inf, dtype=np.float32)  # best closeness from earlier blocks
-    nearest = np.empty((m, k), dtype=np.float32)
-    for start in range(0, m, rows):
-        stop = min(start + rows, m)
-        gram = x[start:stop] @ x[start:].T  # (r, m - start)
-        if stop < m:
-            # Rows >= stop against rows [start, stop): a.b - ||a||^2 / 2, a in the block,
-            # written transposed in the same pass.
-            later = np.empty((m - stop, stop - start), dtype=np.float32)
-            np.subtract(gram[:, stop - start :], half[start:stop, None], out=later.T)
-            merged = np.concatenate([kept[stop:], _largest(later, k)], axis=1)
-            kept[stop:] = _largest(merged, k)
-        gram -= half[None, start:]
-        merged = np.concatenate([kept[start:stop], _largest(gram, k)], axis=1)
-        nearest[start:stop] = _finish(_largest(merged, k), sq[start:stop])
-    return nearest
-
-
-def typicality(features: FloatArray, k_neighbors: int, distance: str = "sqeuclidean") -> FloatArray:
-    """Typicality(x) = 1 / (mean distance to its K nearest neighbours + 1e-5) (eq. 2.11).
-
-    The neighbours are taken among ``features`` themselves, the point excluded.
-
-    Args:
-        features: (m, d) the candidates of one cluster.
-        k_neighbors: K, 1 <= K <= m - 1.
-        distance: "sqeuclidean" (the reference code's faiss IndexFlatL2) or "euclidean"
-            (the thesis's eq. 2.11).
-
-    Returns:
-        (m,) typicality, float64.
-    """
-    check_choice("typicality", "distance", distance, DISTANCES)
-    x = np.ascontiguousarray(features, dtype=np.float32)
-    m = x.shape[0]
-    if not 1 <= k_neighbors <= m - 1:
-        raise InputError("k_neighbors", f"must be in [1, {m - 1}] for {m} points")
-    sq = self_knn_sqdist(x, k_neighbors + 1)
-    # Column 0 is the point itself (distance 0), as in the reference's k+1 search.
-    neighbours = sq[:, 1:].astype(np.float64)
-    if distance == "euclidean":
-        neighbours = np.sqrt(neighbours)
-    return 1.0 / (neighbours.mean(axis=1) + TYPICALITY_EPS)  # type: ignore[no-any-return]
 
 
 def cluster_order(
@@ -178,6 +81,25 @@ def tiers(order: IntArray, sizes: IntArray, min_cluster_size: int) -> tuple[IntA
     return order[big], order[~big]
 
 
+def first_visits(
+    order: tuple[IntArray, IntArray],
+    members: Sequence[IntArray],
+    available: BoolArray,
+    budget: int,
+) -> dict[int, int]:
+    """The clusters a round visits for the first time, with their candidates then: the first
+    ``budget`` clusters of the eligible tier that have a candidate (the small tier only matters
+    once the eligible one has run out of candidates, and its clusters are small)."""
+    visited: dict[int, int] = {}
+    for c in order[0]:
+        if len(visited) == budget:
+            break
+        m = int(available[members[c]].sum())
+        if m:
+            visited[int(c)] = m
+    return visited
+
+
 @dataclass(frozen=True)
 class ClusterContext:
     """What a pick inside one cluster may use."""
@@ -189,6 +111,8 @@ class ClusterContext:
     labeled_counts: IntArray  # (k,) before this round
     scores: FloatArray | None = None  # (n,) Pool.scores, for strategies that rank by a score
     labels: IntArray | None = None  # (n,) Pool.labels: classes of the labeled points, else -1
+    # Each visited cluster's neighbour lists, kept while the cluster may be visited again.
+    neighbours: RoundNeighbours = field(default_factory=RoundNeighbours)
     # What a strategy derives once a round for its order and picks (e.g. supclust_la's guess
     # of each cluster's class); filled by the strategy itself.
     derived: dict[str, Any] = field(default_factory=dict)
@@ -277,6 +201,9 @@ class ClusterStrategy(Strategy):
         k_neighbors: K of the typicality, capped at half the candidates; 20 in the reference.
         distance: "sqeuclidean", the reference code's faiss IndexFlatL2 (the default, which
             produced the thesis's numbers), or "euclidean" as eq. 2.11 writes it.
+        knn: how the typicality's neighbours are searched: "auto" (exact up to 8,192
+            candidates in a cluster, by region of a balanced partition above; see
+            :mod:`alsys.strategies.typicality`) or "exact" at every size, as the reference.
         normalize: L2-normalise the embeddings first, as the reference code does.
         kmeans_iters: Lloyd iterations at most per k-means run; it stops earlier at a fixed
             point.
@@ -291,6 +218,8 @@ class ClusterStrategy(Strategy):
     min_cluster_size: int = 5
     k_neighbors: int = 20
     distance: str = "sqeuclidean"
+    # "auto": a cluster's kNN costs at most m x 4096 x 2d, not m^2 d (README, "Large pools").
+    knn: str = "auto"
     normalize: bool = True
     kmeans_iters: int = KMEANS_ITERS
     # scikit-learn KMeans's n_init=10, which the reference code ran up to 50 clusters. On 40
@@ -305,6 +234,7 @@ class ClusterStrategy(Strategy):
         check_number(self.name, "kmeans_iters", self.kmeans_iters, low=1, integer=True)
         check_number(self.name, "kmeans_restarts", self.kmeans_restarts, low=1, integer=True)
         check_choice(self.name, "distance", self.distance, DISTANCES)
+        check_choice(self.name, "knn", self.knn, KNN_MODES)
         check_flag(self.name, "normalize", self.normalize)
 
     def cluster(
@@ -314,10 +244,17 @@ class ClusterStrategy(Strategy):
             return clustering_from_assignment(x_clst, np.asarray(pool.clusters))
         return kmeans(x_clst, n_clusters, rng, self.kmeans_iters, self.kmeans_restarts)
 
-    def candidate_typicality(self, features: F32) -> FloatArray | None:
-        """Typicality among a cluster's candidates; ``None`` for a lone candidate."""
-        k = min(self.k_neighbors, features.shape[0] // 2)
-        return None if k < 1 else typicality(features, k, self.distance)
+    def candidate_typicality(
+        self, cluster: int, candidates: IntArray, ctx: ClusterContext
+    ) -> FloatArray | None:
+        """(m,) typicality among a cluster's ``candidates`` (pool rows, ascending) in the
+        typicality space; ``None`` for a lone candidate. The cluster's neighbour lists are
+        searched at its first visit of the round and reused at the next (see
+        :class:`~alsys.strategies.typicality.CandidateNeighbours`)."""
+        k = min(self.k_neighbors, candidates.shape[0] // 2)
+        if k < 1:
+            return None
+        return ctx.neighbours.typicality(cluster, ctx.x_typ, candidates, k, self.distance)
 
     def visit_order(
         self,
@@ -368,12 +305,21 @@ class ClusterStrategy(Strategy):
         bounds = np.searchsorted(assignment[by_cluster], np.arange(k + 1))
         members = [by_cluster[bounds[c] : bounds[c + 1]] for c in range(k)]
         available = ~labeled_mask
+        order = self.visit_order(ctx, pool, labeled_mask, rng)
+        ctx.neighbours.partition = partition_plan(
+            first_visits(order, members, available, budget), self.knn
+        )
         chosen: list[int] = []
         details: list[dict[str, Any]] = []
         visits: list[dict[str, Any]] = []
         bar = progress_bar(budget, f"{self.name}: typicality and picks", show_progress)
-        for tier in self.visit_order(ctx, pool, labeled_mask, rng):
+        for tier in order:
             visit = 0
+            # A cluster is visited again only when one pass over the tier cannot fill the
+            # budget; then its neighbour lists are kept for the next visit.
+            open_clusters = sum(bool(available[members[c]].any()) for c in tier)
+            ctx.neighbours.keep = budget - len(chosen) > open_clusters
+            ctx.neighbours.lists.clear()
             while len(chosen) < budget and any(available[members[c]].any() for c in tier):
                 for c in tier:
                     if len(chosen) == budget:
@@ -398,16 +344,20 @@ class ClusterStrategy(Strategy):
                     bar.update(1)
                 visit += 1
         bar.close()
+        ctx.neighbours.lists.clear()
         metrics = {"n_clusters": float(k)}
         if clustering.inertia is not None:
             metrics["kmeans_inertia"] = clustering.inertia
+        notes = [clustering.describe()]
+        if ctx.neighbours.largest:
+            metrics["typicality_knn_pairs"] = float(ctx.neighbours.pairs)
+            metrics["typicality_partitioned_clusters"] = float(len(ctx.neighbours.partition))
+            searched = ctx.neighbours.describe()
+            if searched is not None:
+                notes.append(searched)
         record = {"clustering": clustering.describe(), "n_clusters": k, "visits": visits}
         return Selection(
-            np.asarray(chosen, dtype=np.int64),
-            tuple(details),
-            (clustering.describe(),),
-            metrics,
-            record,
+            np.asarray(chosen, dtype=np.int64), tuple(details), tuple(notes), metrics, record
         )
 
 

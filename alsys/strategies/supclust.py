@@ -70,57 +70,74 @@ def _distances(points: FloatArray, centres: FloatArray) -> FloatArray:
 
 # The float32 dot product of d-vectors x and c is within GAMMA(d) ||x|| ||c|| of the exact one,
 # GAMMA(d) = d u / (1 - d u), u = 2^-24 (Higham's bound, any summation order, FMA or not);
-# the screen in _fast_sup uses twice that, so it never drops a candidate that could win.
+# the screen in _exact_where_it_may_win uses twice that, so it never drops a candidate that
+# could win.
 UNIT_ROUNDOFF32 = 2.0**-24
 SCREEN_SAFETY = 2.0
 
 
-def _fast_sup(
-    x: F32, among: IntArray, cluster: int, ctx: ClusterContext, temperature: float
-) -> tuple[FloatArray, IntArray]:
-    """SUP of every row of ``x`` (m, d) (eq. 5.2), and the positions in ``among`` where the exact
-    (float64) SUP of :func:`sup_scores` may be the largest of ``among``; those positions are
-    computed exactly, the others in float32 (one GEMM, the distances assembled in place).
+def _sq32(x: F32, ctx: ClusterContext) -> F32:
+    """(m, k) float32 squared distances of the rows of ``x`` to every centre (one GEMM)."""
+    sq: F32 = x @ ctx.centres32.T
+    sq *= -2.0
+    sq += ctx.centre_sqnorms.astype(np.float32)[None, :]
+    sq += np.einsum("ij,ij->i", x, x)[:, None]
+    return np.maximum(sq, 0.0, out=sq)
 
-    The float32 values differ from float64 ones by float32 rounding (about 1e-6 relative; the
-    record keeps 6 digits). Each float32 squared distance is within
-    E = (GAMMA(d) + 3u) (||x|| + ||c_j||)^2 of exact (the dot product's GAMMA(d) bound, the
-    squared norms', and three roundings of sums), so each SUP lies in
-    [1 / sum w_j sqrt(dsq + E), 1 / sum w_j sqrt(max(dsq - E, 0))], evaluated in float64 for
-    ``among`` only; a position whose upper end is below the largest lower end cannot hold the
-    maximum, nor tie it. The float64 pass over a whole cluster (a float64 copy of its points, a
-    float64 GEMM and float64 temporaries) was the largest cost of a cold-start round on an
-    ImageNet-sized pool (1.28M x 500 x 512).
-    """
+
+def _centre_weights(cluster: int, ctx: ClusterContext, temperature: float) -> FloatArray:
+    """(k,) the weights of eq. 5.1 at every centre, 0 at the cluster's own."""
     k = ctx.clustering.n_clusters
     weights = np.zeros(k)
     weights[np.arange(k) != cluster] = _weights(ctx.centre_distances[cluster], cluster, temperature)
-    centre_sq = ctx.centre_sqnorms
-    sq_x = np.einsum("ij,ij->i", x, x)  # float32
-    sq = x @ ctx.centres32.T  # float32 (m, k), then the squared distances in place
-    sq *= -2.0
-    sq += centre_sq.astype(np.float32)[None, :]
-    sq += sq_x[:, None]
-    np.maximum(sq, 0.0, out=sq)
-    near = sq[among].astype(np.float64) if among.shape[0] > 1 else None
+    return weights
+
+
+def _float32_sup(x: F32, cluster: int, ctx: ClusterContext, temperature: float) -> FloatArray:
+    """SUP of every row of ``x`` (m, d) (eq. 5.2) in float32 arithmetic, as float64 values.
+
+    They differ from float64 ones by float32 rounding (about 1e-6 relative; the record keeps 6
+    digits). The float64 pass over a whole cluster (a float64 copy of its points, a float64 GEMM
+    and float64 temporaries) was the largest cost of a cold-start round on an ImageNet-sized
+    pool (1.28M x 500 x 512).
+    """
+    sq = _sq32(x, ctx)
     np.sqrt(sq, out=sq)
-    sup: FloatArray = 1.0 / (sq @ weights.astype(np.float32)).astype(np.float64)
-    if near is None:
-        exact = among
-    else:
+    weights = _centre_weights(cluster, ctx, temperature).astype(np.float32)
+    sup: FloatArray = 1.0 / (sq @ weights).astype(np.float64)
+    return sup
+
+
+def _exact_where_it_may_win(
+    x: F32, sup: FloatArray, cluster: int, ctx: ClusterContext, temperature: float
+) -> IntArray:
+    """Recomputes exactly (float64), in place in ``sup`` (float32-accurate SUP of the rows of
+    ``x``, (m, d)), the rows whose exact SUP may be the largest of all m; returns them.
+
+    Each float32 squared distance is within E = (GAMMA(d) + 3u) (||x|| + ||c_j||)^2 of exact
+    (the dot product's GAMMA(d) bound, the squared norms', and three roundings of sums), so each
+    SUP lies in [1 / sum w_j sqrt(dsq + E), 1 / sum w_j sqrt(max(dsq - E, 0))], evaluated in
+    float64; a row whose upper end is below the largest lower end cannot hold the maximum, nor
+    tie it.
+    """
+    exact = np.arange(x.shape[0])
+    if x.shape[0] > 1:
+        weights = _centre_weights(cluster, ctx, temperature)
+        near = _sq32(x, ctx).astype(np.float64)
         d = x.shape[1]
         gamma = d * UNIT_ROUNDOFF32 / (1.0 - d * UNIT_ROUNDOFF32)
-        norms = np.sqrt(sq_x[among].astype(np.float64))[:, None] + np.sqrt(centre_sq)[None, :]
+        sq_x = np.einsum("ij,ij->i", x, x).astype(np.float64)
+        norms = np.sqrt(sq_x)[:, None] + np.sqrt(ctx.centre_sqnorms)[None, :]
         slack = SCREEN_SAFETY * (gamma + 3.0 * UNIT_ROUNDOFF32) * norms**2
         low = 1.0 / (np.sqrt(near + slack) @ weights) * (1.0 - 1e-9)
         with np.errstate(divide="ignore"):
             high = 1.0 / (np.sqrt(np.maximum(near - slack, 0.0)) @ weights) * (1.0 + 1e-9)
-        exact = among[high >= low.max()]
+        exact = exact[high >= low.max()]
     if exact.shape[0] > 0:
         sup[exact] = _sup(
             _distances(x[exact], ctx.centres64), ctx.centre_distances[cluster], cluster, temperature
         )
-    return sup, exact
+    return exact
 
 
 def sup_scores(
@@ -167,11 +184,11 @@ class SUPClust(ClusterStrategy):
         check_number(self.name, "typ_ratio", self.typ_ratio, low=0, high=1, low_open=True)
 
     def kept_by_typicality(
-        self, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
+        self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
     ) -> tuple[IntArray, FloatArray | None]:
         """Positions in ``candidates`` of the top ``typ_ratio`` by typicality, most typical
         first, and the typicality of every candidate (``None`` for a lone candidate)."""
-        typ = self.candidate_typicality(ctx.x_typ[candidates])
+        typ = self.candidate_typicality(cluster, candidates, ctx)
         if typ is None:
             return np.arange(candidates.shape[0]), None
         n_keep = max(1, math.floor(self.typ_ratio * candidates.shape[0] + 1e-9))
@@ -180,18 +197,31 @@ class SUPClust(ClusterStrategy):
     def sup(
         self, points: IntArray, among: IntArray, cluster: int, ctx: ClusterContext
     ) -> FloatArray | None:
-        """SUP of the pool rows ``points``, exact (float64) at every position of ``among`` that
-        may hold its largest value and float32-accurate elsewhere (see _fast_sup); ``None``
-        for a single cluster."""
+        """SUP of the pool rows ``points`` (a cluster's candidates, ascending), exact (float64)
+        at every position of ``among`` that may hold its largest value and float32-accurate
+        elsewhere (see _exact_where_it_may_win); ``None`` for a single cluster.
+
+        SUP depends only on the point and the round's centres, so the float32 values of a
+        cluster's first-visit candidates are kept for its later visits (``ctx.derived``).
+        """
         if ctx.clustering.n_clusters < 2:
             return None  # a single cluster has no neighbour to lean towards
-        x = np.ascontiguousarray(ctx.x_clst[points], dtype=np.float32)
-        return _fast_sup(x, among, cluster, ctx, self.temperature)[0]
+        kept: dict[int, tuple[IntArray, FloatArray]] = ctx.derived.setdefault("sup32", {})
+        if cluster not in kept:
+            x = np.ascontiguousarray(ctx.x_clst[points], dtype=np.float32)
+            kept[cluster] = (points, _float32_sup(x, cluster, ctx, self.temperature))
+        rows, values = kept[cluster]
+        sup = values[np.searchsorted(rows, points)]
+        x_among = np.ascontiguousarray(ctx.x_clst[points[among]], dtype=np.float32)
+        at_among = sup[among]
+        _exact_where_it_may_win(x_among, at_among, cluster, ctx, self.temperature)
+        sup[among] = at_among
+        return sup
 
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
     ) -> Pick:
-        kept, typ = self.kept_by_typicality(candidates, ctx, rng)
+        kept, typ = self.kept_by_typicality(cluster, candidates, ctx, rng)
         # SUP of every candidate, not only the kept ones: the record (and the report's typicality
         # vs SUP figure) shows the whole cluster. It costs m x k float32 dot products a visit,
         # n x k over a cold-start round: less than one Lloyd iteration of the round's k-means.
@@ -216,7 +246,7 @@ class SUPClustNoSup(SUPClust):
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
     ) -> Pick:
-        kept, typ = self.kept_by_typicality(candidates, ctx, rng)
+        kept, typ = self.kept_by_typicality(cluster, candidates, ctx, rng)
         chosen = kept[int(rng.integers(kept.shape[0]))]
         why = {
             "typicality": None if typ is None else float(typ[chosen]),

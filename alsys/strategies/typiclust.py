@@ -27,7 +27,7 @@ class TypiClust(ClusterStrategy):
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
     ) -> Pick:
-        typ = self.candidate_typicality(ctx.x_typ[candidates])
+        typ = self.candidate_typicality(cluster, candidates, ctx)
         if typ is None:
             return Pick(int(candidates[0]), {"typicality": None})
         best = argmax_tiebreak(typ, rng)
