@@ -21,7 +21,9 @@ sampled every 5 ms from /proc/self/statm (RSS delta: numpy, faiss and torch allo
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+import shapes
+
 N_CLASSES = 100
-CENTRE_SCALE = 0.35
-CHUNK = 65_536  # rows generated (and written) at a time
 PROBE_LABELS = 1_000
 MC_PASSES = 20
 
@@ -64,38 +67,13 @@ TARGETS = {
 }
 
 
-def chunk_rows(n: int, dim: int, seed: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows [start, stop) of the generated pool (float32, L2-normalised) and their classes.
-
-    Each CHUNK-aligned block has its own generator, so any block is reproducible alone: the
-    in-memory pool and the chunked .npy file hold the same rows.
-    """
-    centres = np.random.default_rng(seed).normal(size=(N_CLASSES, dim)).astype(np.float32)
-    xs, ys = [], []
-    for block in range(start // CHUNK, (stop - 1) // CHUNK + 1):
-        lo, hi = block * CHUNK, min((block + 1) * CHUNK, n)
-        rng = np.random.default_rng([seed, block])
-        y = rng.integers(0, N_CLASSES, hi - lo)
-        x = rng.standard_normal((hi - lo, dim), dtype=np.float32) * np.float32(3.0 / np.sqrt(dim))
-        x += centres[y] * np.float32(CENTRE_SCALE)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        a, b = max(start, lo) - lo, min(stop, hi) - lo
-        xs.append(x[a:b])
-        ys.append(y[a:b])
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def generated_pool(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    return chunk_rows(n, dim, seed, 0, n)
-
-
-def write_pool(path: Path, n: int, dim: int, seed: int = 0) -> None:
-    """The generated pool as a .npy, written CHUNK rows at a time (one chunk in memory)."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
-    for start in range(0, n, CHUNK):
-        out[start : start + CHUNK] = chunk_rows(n, dim, seed, start, min(start + CHUNK, n))[0]
-    out.flush()
-    del out
+def pool_labels(shape: str, x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The probe's classes: the group (modulo N_CLASSES); a shape without groups (sphere) is
+    labeled by the nearest of N_CLASSES fixed random directions."""
+    if (groups >= 0).all():
+        return groups % N_CLASSES  # type: ignore[no-any-return]
+    directions = np.random.default_rng(7).normal(size=(x.shape[1], N_CLASSES)).astype(np.float32)
+    return np.argmax(x @ directions, axis=1)  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -183,23 +161,31 @@ def target_for(name: str) -> float:
     return TARGETS["other"]
 
 
-def run_pool(args: argparse.Namespace) -> None:
+def run_pool(args: argparse.Namespace, shape: str, header: bool) -> None:
     import dataclasses
 
     from alsys.strategies import REGISTRY, Pool, effective_params, get_inputs, make_strategy
 
     start = time.perf_counter()
-    x, labels = generated_pool(args.n, args.dim)
-    data = probe_inputs(x, labels)
+    x, groups = shapes.generated_pool(shape, args.n, args.dim)
+    data = probe_inputs(x, pool_labels(shape, x, groups))
     print(
-        f"pool {args.n} x {args.dim}, {N_CLASSES} classes; probe on {PROBE_LABELS} labels, "
-        f"{MC_PASSES} MC passes; prepared in {time.perf_counter() - start:.1f} s; "
-        f"path: {compute_path()}; memory: peak RSS above the round's start (sampled)",
+        f"pool {shape} {args.n} x {args.dim}; probe on {PROBE_LABELS} labels ({N_CLASSES} "
+        f"classes), {MC_PASSES} MC passes; prepared in {time.perf_counter() - start:.1f} s; "
+        f"path: {compute_path()}",
         flush=True,
     )
     pool = Pool(embeddings=data.x, probs=data.probs, mc_probs=data.mc_probs, scores=data.scores)
     names = args.only or sorted(REGISTRY)
-    print(f"{'strategy':<24} {'|L|':>5} {'b':>4} {'seconds':>8} {'MiB':>7} {'target':>7}  notes")
+    if header:
+        print(
+            "seconds: one selection round; MiB: peak RSS above the round's start (sampled); "
+            "spread: the largest cluster over the median one (clustering strategies)"
+        )
+        print(
+            f"{'shape':<9} {'strategy':<24} {'|L|':>5} {'b':>4} {'seconds':>8} {'MiB':>7} "
+            f"{'spread':>6} {'target':>7}  notes"
+        )
     for name in names:
         params = effective_params(name, {}, n_classes=N_CLASSES)
         strategy = make_strategy(name, **params)
@@ -217,24 +203,31 @@ def run_pool(args: argparse.Namespace) -> None:
             flag = "ok" if seconds <= target else "SLOW"
             note = "; ".join(selection.notes)[:110]
             print(
-                f"{name:<24} {n_labeled:>5} {budget:>4} {seconds:>8.2f} {memory[0]:>7.0f} "
-                f"{target:>6.0f}s {flag:<4} {note}",
+                f"{shape:<9} {name:<24} {n_labeled:>5} {budget:>4} {seconds:>8.2f} "
+                f"{memory[0]:>7.0f} {spread_of(selection.metrics):>6} {target:>6.0f}s "
+                f"{flag:<4} {note}",
                 flush=True,
             )
 
 
-# `alsys select` on the ImageNet-sized pool: (strategy, budget, params). Cold start, so the
-# clustering strategies make min(b, max_clusters) clusters and visit each once.
+def spread_of(metrics: dict[str, float]) -> str:
+    """The largest cluster over the median one, where the selection clustered."""
+    if "largest_cluster" not in metrics:
+        return "-"
+    return f"{metrics['largest_cluster'] / max(metrics['median_cluster'], 1):.1f}"
+
+
+# `alsys select` on the ImageNet-sized pool: (strategy, budget, params), cold start. The
+# clustering strategies make min(b, 500) clusters: at b = 1000 each is visited twice.
 IMAGENET_N = 1_281_167
-IMAGENET_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+CLUSTER_RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("typiclust", 500, ()),
     ("supclust", 500, ()),
-    ("typiclust", 1000, ("max_clusters=1000",)),
-    ("supclust", 1000, ("max_clusters=1000",)),
-    ("probcover", 500, ("n_classes=1000",)),
-    ("coreset", 500, ()),
+    ("typiclust", 1000, ()),
+    ("supclust", 1000, ()),
 )
-IMAGENET_TARGETS = {500: 60.0, 1000: 90.0}
+IMAGENET_RUNS = (*CLUSTER_RUNS, ("probcover", 500, ("n_classes=1000",)), ("coreset", 500, ()))
+IMAGENET_TARGET = 60.0  # seconds, the clustering strategies; 10 minutes for the others
 
 
 def timed_process(argv: list[str]) -> tuple[int, float, float, str]:
@@ -252,54 +245,44 @@ def timed_process(argv: list[str]) -> tuple[int, float, float, str]:
     return process.returncode, seconds, usage.ru_maxrss / 1024, lines[-1] if lines else ""
 
 
-def run_imagenet(args: argparse.Namespace) -> None:
+def run_imagenet(args: argparse.Namespace, shape: str, header: bool) -> None:
     """`alsys select` as a subprocess on a memory-mapped 1.28M x 512 float32 .npy."""
-    import sys
-
     folder = Path(args.scratch)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"pool_{args.imagenet_n}x{args.dim}.npy"
+    path = folder / f"pool_{shape}_{args.imagenet_n}x{args.dim}_s0.npy"
     if not path.exists():
         start = time.perf_counter()
-        write_pool(path, args.imagenet_n, args.dim)
+        shapes.pool_file(folder, shape, args.imagenet_n, args.dim)
         print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
     array_mib = args.imagenet_n * args.dim * 4 / 2**20
     (folder / "labeled.txt").write_text("")
-    print(
-        f"alsys select on {args.imagenet_n} x {args.dim} float32 ({array_mib:.0f} MiB, "
-        f"memory-mapped); path: {compute_path()}; peak RSS of the process (wait4)",
-        flush=True,
-    )
-    print(
-        f"{'strategy':<10} {'b':>5} {'params':<20} {'rc':>3} {'seconds':>8} {'MiB':>7} "
-        f"{'/array':>6}  target / last stderr line"
-    )
-    for name, budget, params in IMAGENET_RUNS:
+    if header:
+        print(
+            f"alsys select on {args.imagenet_n} x {args.dim} float32 ({array_mib:.0f} MiB, "
+            f"memory-mapped), cold start; path: {compute_path()}; peak RSS of the process "
+            "(wait4); spread: the largest cluster over the median one"
+        )
+        print(
+            f"{'shape':<9} {'strategy':<10} {'b':>5} {'params':<16} {'rc':>3} {'seconds':>8} "
+            f"{'MiB':>7} {'/array':>6} {'spread':>6}  target / last stderr line"
+        )
+    runs = CLUSTER_RUNS if args.shapes else IMAGENET_RUNS
+    for name, budget, params in runs:
         if args.only and name not in args.only:
             continue
-        argv = [
-            sys.executable,
-            "-m",
-            "alsys.cli",
-            "select",
-            "--embeddings",
-            str(path),
-            "--labeled",
-            str(folder / "labeled.txt"),
-            "--budget",
-            str(budget),
-            "--strategy",
-            name,
-            "--out",
-            str(folder / f"{name}_{budget}.json"),
-        ]
+        out = folder / f"{shape}_{name}_{budget}.json"
+        argv = [sys.executable, "-m", "alsys.cli", "select", "--embeddings", str(path)]
+        argv += ["--labeled", str(folder / "labeled.txt"), "--budget", str(budget)]
+        argv += ["--strategy", name, "--out", str(out)]
         for param in params:
             argv += ["--param", param]
         rc, seconds, mib, last = timed_process(argv)
-        target = IMAGENET_TARGETS.get(budget, 600.0) if name in ("typiclust", "supclust") else 600
+        spread = spread_of(json.loads(out.read_text())["metrics"]) if rc == 0 else "-"
+        target = IMAGENET_TARGET if (name, budget, params) in CLUSTER_RUNS else 600.0
+        flag = "ok" if rc == 0 and seconds <= target else "SLOW"
         print(
-            f"{name:<10} {budget:>5} {' '.join(params) or '-':<20} {rc:>3} {seconds:>8.1f} "
-            f"{mib:>7.0f} {mib / array_mib:>6.2f}  {target:.0f}s; {last[:100]}",
+            f"{shape:<9} {name:<10} {budget:>5} {' '.join(params) or '-':<16} {rc:>3} "
+            f"{seconds:>8.1f} {mib:>7.0f} {mib / array_mib:>6.2f} {spread:>6}  "
+            f"{target:.0f}s {flag}; {last[:90]}",
             flush=True,
         )
 
@@ -313,7 +296,7 @@ def run_loop(args: argparse.Namespace) -> None:
 
     folder = Path(args.scratch) / f"loop_{args.n}x{args.dim}"
     folder.mkdir(parents=True, exist_ok=True)
-    x, y = generated_pool(args.n + args.n // 5, args.dim, seed=1)
+    x, y = shapes.generated_pool("mix100", args.n + args.n // 5, args.dim, seed=1)
     files = {}
     for split, rows in (("train", slice(0, args.n)), ("test", slice(args.n, None))):
         np.save(folder / f"{split}.npy", x[rows])
@@ -361,18 +344,27 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--only", nargs="+", help="these strategies only")
+    parser.add_argument(
+        "--shapes",
+        nargs="*",
+        choices=list(shapes.SHAPES),
+        help="these pool shapes (none named: every one); default: mix100 alone",
+    )
     parser.add_argument("--imagenet", action="store_true", help="alsys select on 1.28M x 512")
     parser.add_argument("--imagenet-n", type=int, default=IMAGENET_N)
     parser.add_argument("--loop", action="store_true", help="alsys run, 5 rounds, per stage")
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--scratch", default="/tmp/alsys_scale", help="generated files go here")
     args = parser.parse_args()
-    if args.imagenet:
-        run_imagenet(args)
-    elif args.loop:
+    if args.loop:
         run_loop(args)
-    else:
-        run_pool(args)
+        return
+    chosen = ["mix100"] if args.shapes is None else (args.shapes or list(shapes.SHAPES))
+    for position, shape in enumerate(chosen):
+        if args.imagenet:
+            run_imagenet(args, shape, header=position == 0)
+        else:
+            run_pool(args, shape, header=position == 0)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scale import timed_process, write_pool
+from scale import timed_process
+from shapes import pool_file
 
 HERE = Path(__file__).parent
 CASES = (("cold start, b = 10 (10 clusters)", 0, 10), ("|L| = 450, b = 50 (500 clusters)", 450, 50))
@@ -42,9 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(args.scratch)
     folder.mkdir(parents=True, exist_ok=True)
-    pool = folder / f"pool_{args.n}x{args.dim}.npy"
-    if not pool.exists():
-        write_pool(pool, args.n, args.dim)
+    pool = pool_file(folder, "mix100", args.n, args.dim)
     print(f"pool {pool} ({args.n} x {args.dim} float32); {args.runs} runs each, in turn")
     print(f"{'case':<34} {'command':<24} {'wall s':>7} {'MiB':>6} {'speed-up':>8} {'inertia':>10}")
     for title, n_labeled, budget in CASES:

@@ -110,7 +110,8 @@ def test_kmeans_reports_its_inertia_and_how_it_ran(rng: np.random.Generator) -> 
     result = kmeans(x, 4, np.random.default_rng(0))
     assert result.inertia == pytest.approx(inertia(x, result), rel=1e-6)
     assert result.describe() == (
-        "k-means: 10 restarts x (k-means++, <= 20 Lloyd iterations, Hartigan moves), "
+        "k-means: 10 restarts x (k-means++, <= 20 Lloyd iterations), the best then Hartigan "
+        "moves, "
         f"4 clusters, inertia {result.inertia:.6g}"
     )
     many = kmeans(x, 60, np.random.default_rng(0), restarts=3)

@@ -131,7 +131,8 @@ def test_notes_and_metrics_name_the_kmeans_and_its_inertia() -> None:
     inertia = selection.metrics["kmeans_inertia"]
     assert selection.metrics["n_clusters"] == 4 and inertia > 0
     assert selection.notes == (
-        "k-means: 10 restarts x (k-means++, <= 20 Lloyd iterations, Hartigan moves), "
+        "k-means: 10 restarts x (k-means++, <= 20 Lloyd iterations), the best then Hartigan "
+        "moves, "
         f"4 clusters, inertia {inertia:.6g}",
     )
     assert not selection.random_fallback
@@ -153,6 +154,8 @@ def test_precomputed_clusters_say_so_instead_of_an_inertia() -> None:
     m = len(x) // 2
     assert selection.metrics == {
         "n_clusters": 2.0,
+        "largest_cluster": float(m),
+        "median_cluster": float(m),
         "typicality_knn_pairs": 2.0 * m * (m + 1) / 2,
         "typicality_partitioned_clusters": 0.0,
     }

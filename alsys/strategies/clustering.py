@@ -345,7 +345,13 @@ class ClusterStrategy(Strategy):
                 visit += 1
         bar.close()
         ctx.neighbours.lists.clear()
-        metrics = {"n_clusters": float(k)}
+        metrics = {
+            "n_clusters": float(k),
+            # How lopsided the clustering is: the cost of its largest cluster's kNN, and how
+            # unevenly the picks spread over the pool.
+            "largest_cluster": float(ctx.sizes.max()),
+            "median_cluster": float(np.median(ctx.sizes)),
+        }
         if clustering.inertia is not None:
             metrics["kmeans_inertia"] = clustering.inertia
         notes = [clustering.describe()]

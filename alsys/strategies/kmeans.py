@@ -69,6 +69,9 @@ BATCHED_LLOYD_MAX = 2**25
 # k=10, seeds 0-2: sklearn 44746, a 4096-point sample 44753. k=500: 6178 in ~2.5 s
 # (MiniBatchKMeans n_init=3 6203, 22 s; every point in Lloyd: 6172, 7-16 s).
 RESTART_SAMPLE_MIN = 4096
+RESTART_POINTS_PER_CLUSTER = 512
+POLISHED_RUNS = 1
+FULL_PASSES = 1
 LLOYD_SAMPLE_MIN = 16384
 LLOYD_SAMPLE_PER_CLUSTER = 32
 # Up to 50 clusters, this many of the best sampled restarts are finished over every point.
@@ -163,7 +166,10 @@ def _kmeans(
         centre = x.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
         return _with_inertia(x, np.zeros(n, dtype=np.int64), centre, "one cluster, the mean")
     if n_clusters <= REFERENCE_KMEANS_MAX_CLUSTERS:
-        size = max(RESTART_SAMPLE_MIN, BATCHED_LLOYD_MAX // (n_clusters * restarts))
+        size = min(
+            max(RESTART_SAMPLE_MIN, RESTART_POINTS_PER_CLUSTER * n_clusters),
+            BATCHED_LLOYD_MAX // (n_clusters * restarts),
+        )
         fit_on, sampled = _sample(x, size, rng)
         # All seeds, then all Lloyd runs, then all refinements: numpy (OpenBLAS) and faiss
         # (OpenMP) take turns twice, not twice per restart (see self_knn_sqdist).
@@ -178,15 +184,27 @@ def _kmeans(
                 for i, s in zip(inits, seeds, strict=True)
             ]
         squares = sum_of_squares(fit_on)
+        # Hartigan's moves (a Python loop over the points near a boundary, the costliest step)
+        # polish the POLISHED_RUNS runs of lowest Lloyd inertia, not every restart.
+        lloyd_scores = [
+            _lloyd_inertia(fit_on, a, c, sums, counts, squares) for a, c, sums, counts in runs
+        ]
+        polished = np.argsort(lloyd_scores, kind="stable")[:POLISHED_RUNS]
         moved = [
             hartigan_moves(fit_on, a, c, None if sums is None else (sums, counts), squares)
-            for a, c, sums, counts in runs
+            for a, c, sums, counts in (runs[int(r)] for r in polished)
         ]
         refined = [(a, c) for a, c, _ in moved]
         scores = [total for _, _, total in moved]
         best = int(np.argmin(scores))
         runs_text = f"{restarts} restarts" if restarts > 1 else "1 run"
-        method = f"{runs_text} x (k-means++, <= {n_iter} Lloyd iterations, Hartigan moves)"
+        polished_text = ""
+        if len(moved) < restarts:
+            polished_text = ", the best" + (f" {len(moved)}" if len(moved) > 1 else "")
+        method = (
+            f"{runs_text} x (k-means++, <= {n_iter} Lloyd iterations){polished_text} "
+            "then Hartigan moves"
+        )
         if not sampled:
             return Clustering(*refined[best], scores[best], method)
         # The best sampled runs, each finished over every point; the lowest inertia is kept.
@@ -216,12 +234,31 @@ def _kmeans(
     )
     if sampled:
         assignment, centres, total = _assign_and_average(x, centres)
-        steps.append(f"one assignment pass over all {n} points, centres their means")
+        passes = 1
+        while passes < FULL_PASSES:
+            reassigned, centres, total = _assign_and_average(x, centres)
+            passes += 1
+            if np.array_equal(reassigned, assignment):
+                break
+            assignment = reassigned
+        what = "one assignment pass" if passes == 1 else f"{passes} Lloyd iterations"
+        steps.append(f"{what} over all {n} points, centres their means")
         return Clustering(assignment, centres, total, f"1 run ({', '.join(steps)})")
     if n * n_clusters <= HARTIGAN_ABOVE_REFERENCE_MAX:
         assignment, centres = hartigan(x, assignment, centres)
         steps.append("Hartigan moves")
     return _with_inertia(x, assignment, centres, f"1 run ({', '.join(steps)})")
+
+
+def _lloyd_inertia(
+    x: F32, assignment: IntArray, centres: F32, sums: Any, counts: Any, squares: float
+) -> float:
+    """A Lloyd run's inertia: from its float64 cluster sums and sizes where it kept them
+    (sum ||x||^2 - sum_c ||S_c||^2 / n_c), else computed."""
+    if sums is None:
+        return inertia(x, Clustering(assignment, centres))
+    filled = counts > 0
+    return squares - float((sums[filled] ** 2).sum(axis=1) @ (1.0 / counts[filled]))
 
 
 def _sample(x: F32, size: int, rng: np.random.Generator) -> tuple[F32, bool]:

@@ -26,6 +26,8 @@ F32 = npt.NDArray[np.float32]
 
 # Temporaries of the exact search: blocks of x @ x.T of at most this many float32 entries (4 MiB).
 KNN_BLOCK_ELEMENTS = 2**20
+# self_knn uses the Gram matrix's symmetry from this many dimensions on (see self_knn).
+SYMMETRIC_MIN_DIM = 256
 # top_columns: columns per group at most.
 MAX_GROUP = 32
 # The partitioned search: leaves of a balanced partition hold at most LEAF_SIZE points, and each
@@ -115,10 +117,12 @@ def self_knn(x: F32, q: int, with_indices: bool = True) -> tuple[F32, IntArray |
     """The ``q`` nearest rows of ``x`` (m, d) to each row, itself included, exactly: their
     squared distances and, ``with_indices``, their positions (else ``None``).
 
-    The Gram matrix is symmetric, so only its upper block triangle is computed (half the flops
-    of a search): a small set's x @ x.T at once (numpy runs it as a symmetric rank-k update), a
-    larger one as row blocks against the rows from there on, each block serving its own rows
-    and, transposed, the later rows; each row keeps its q best so far.
+    A small set's x @ x.T at once (numpy runs it as a symmetric rank-k update). A larger one
+    in row blocks: from SYMMETRIC_MIN_DIM dimensions on, only the Gram matrix's upper block
+    triangle is computed (half the flops of a search), each block serving its own rows and,
+    transposed, the later rows, each row keeping its q best so far; below, the transposition
+    costs more than the flops it saves (3.5 ns an entry against 2 for the GEMM at d = 128, 2
+    cores), and each block of rows is searched against every row.
     """
     m = x.shape[0]
     q = min(q, m)
@@ -131,6 +135,9 @@ def self_knn(x: F32, q: int, with_indices: bool = True) -> tuple[F32, IntArray |
         scores = x @ x.T
         scores -= half[None, :]
         return _finish(_best(scores, q, with_indices), sq)
+    if x.shape[1] < SYMMETRIC_MIN_DIM:
+        among = knn_among(x, x, q, with_indices)
+        return among[0], among[1] if with_indices else None
     rows = max(1, KNN_BLOCK_ELEMENTS // m)
     kept: Found = (np.full((m, q), -np.inf, dtype=np.float32), None)
     if with_indices:
@@ -170,21 +177,24 @@ def _store(into: Found, found: Found, start: int, stop: int) -> None:
         into[1][start:stop] = found[1]
 
 
-def knn_among(queries: F32, base: F32, q: int) -> tuple[F32, IntArray]:
-    """The ``q`` nearest rows of ``base`` to each row of ``queries``, exactly (no symmetry)."""
+def knn_among(queries: F32, base: F32, q: int, with_indices: bool = True) -> tuple[F32, IntArray]:
+    """The ``q`` nearest rows of ``base`` to each row of ``queries``, exactly: blocks of query
+    rows against every base row (no symmetry to use). Without ``with_indices`` the positions
+    returned are empty (0 columns)."""
     q = min(q, base.shape[0])
-    sq_base = np.einsum("ij,ij->i", base, base)
+    half_base = np.einsum("ij,ij->i", base, base) * np.float32(0.5)
     sq_queries = np.einsum("ij,ij->i", queries, queries)
     rows = max(1, KNN_BLOCK_ELEMENTS // base.shape[0])
     distances = np.empty((queries.shape[0], q), dtype=np.float32)
-    indices = np.empty((queries.shape[0], q), dtype=np.int64)
+    indices = np.empty((queries.shape[0], q if with_indices else 0), dtype=np.int64)
     for start in range(0, queries.shape[0], rows):
         stop = start + rows
         scores = queries[start:stop] @ base.T
-        scores -= sq_base[None, :] * np.float32(0.5)
-        found, cols = _finish(top_columns(scores, q), sq_queries[start:stop])
-        assert cols is not None
-        distances[start:stop], indices[start:stop] = found, cols
+        scores -= half_base[None, :]
+        found, cols = _finish(_best(scores, q, with_indices), sq_queries[start:stop])
+        distances[start:stop] = found
+        if cols is not None:
+            indices[start:stop] = cols
     return distances, indices
 
 
