@@ -201,9 +201,11 @@ class ClusterStrategy(Strategy):
         k_neighbors: K of the typicality, capped at half the candidates; 20 in the reference.
         distance: "sqeuclidean", the reference code's faiss IndexFlatL2 (the default, which
             produced the thesis's numbers), or "euclidean" as eq. 2.11 writes it.
-        knn: how the typicality's neighbours are searched: "auto" (exact up to 8,192
-            candidates in a cluster, by region of a balanced partition above; see
-            :mod:`alsys.strategies.typicality`) or "exact" at every size, as the reference.
+        knn: how the typicality's neighbours are searched (:mod:`alsys.strategies.typicality`):
+            "auto" (exact while a round's exact searches stay within 2^29 distances, every
+            round of a CIFAR-sized pool; past that, the largest clusters by region of a
+            balanced partition), "exact" at every size as the reference, or "partitioned"
+            (every cluster of more than 2,048 candidates by region).
         normalize: L2-normalise the embeddings first, as the reference code does.
         kmeans_iters: Lloyd iterations at most per k-means run; it stops earlier at a fixed
             point.
@@ -218,7 +220,7 @@ class ClusterStrategy(Strategy):
     min_cluster_size: int = 5
     k_neighbors: int = 20
     distance: str = "sqeuclidean"
-    # "auto": a cluster's kNN costs at most m x 4096 x 2d, not m^2 d (README, "Large pools").
+    # "auto": exact where affordable, bounded work past that (README, "Large pools").
     knn: str = "auto"
     normalize: bool = True
     kmeans_iters: int = KMEANS_ITERS

@@ -57,23 +57,25 @@ HARTIGAN_ABOVE_REFERENCE_MAX = 2**22
 # The restarts' Lloyd runs share one numpy GEMM an iteration while it has at most this many
 # entries (n x k x restarts float32: 128 MiB); beyond, faiss runs them one by one.
 BATCHED_LLOYD_MAX = 2**25
-# Large pools are clustered on a subsample, then every point is assigned once (see _kmeans).
-# Up to 50 clusters the restarts (k-means++, Lloyd, Hartigan) run together on as many points as
-# the batched GEMM allows, BATCHED_LLOYD_MAX / (k x restarts) (every point of a 50k pool up to
-# k=67), at least RESTART_SAMPLE_MIN; on a sample, the best is finished by Lloyd and Hartigan
-# over every point. Above 50 clusters, one run's Lloyd iterations see max(16384, 32 k) points,
-# then one pass assigns every point and takes the means.
-# Measured on the 50k x 512 mixture of benchmarks/scale.py, 2 cores (inertia, mean of seeds):
-# k=50, seeds 0-7: every point 26265 in ~2.8 s; a sample of 256 k points, as before, 26366
-# (worse in every seed); scikit-learn 1.9 KMeans(n_init=10) 26245 (seeds 0-2), 15 s.
-# k=10, seeds 0-2: sklearn 44746, a 4096-point sample 44753. k=500: 6178 in ~2.5 s
-# (MiniBatchKMeans n_init=3 6203, 22 s; every point in Lloyd: 6172, 7-16 s).
+# Large pools are clustered on a subsample, then every point is assigned (see _kmeans).
+# Up to 50 clusters the restarts (k-means++, Lloyd) run together on max(RESTART_SAMPLE_MIN,
+# RESTART_POINTS_PER_CLUSTER k) points (and at most what the batched GEMM allows,
+# BATCHED_LLOYD_MAX / (k x restarts)); Hartigan's moves polish the POLISHED_RUNS of lowest
+# inertia, and on a sample the best is finished by Lloyd and Hartigan over every point
+# (benchmarks/kmeans_quality.py measures the inertia against KMeans(n_init=10)).
+# Above 50 clusters, one run's Lloyd iterations see max(LLOYD_SAMPLE_MIN,
+# LLOYD_SAMPLE_PER_CLUSTER k) points, then one pass assigns every point and takes the means.
+# With 32 points a cluster, a centre's mean was too noisy on pools of more groups than
+# clusters: one centre of small norm drew the points of every group left without a centre of
+# its own. On 1.28M x 512 of 10,000 groups, k = 500 (benchmarks/shapes.py, loaded machine):
+# 32 a cluster, the largest cluster 103x the median, inertia 1195139 in 53 s; with a second
+# pass over every point 60x, 1190162, 83 s; 128 a cluster 3.1x, 1185169, 69 s; 256 1.8x,
+# 1184653, 80 s.
 RESTART_SAMPLE_MIN = 4096
 RESTART_POINTS_PER_CLUSTER = 512
 POLISHED_RUNS = 1
-FULL_PASSES = 1
 LLOYD_SAMPLE_MIN = 16384
-LLOYD_SAMPLE_PER_CLUSTER = 32
+LLOYD_SAMPLE_PER_CLUSTER = 128
 # Up to 50 clusters, this many of the best sampled restarts are finished over every point.
 FINISHED_RUNS = 1
 # Hartigan's moves over every point up to 50 clusters, while (n, k) has at most this many entries.
@@ -132,15 +134,15 @@ def kmeans(
     """k-means on every point of ``x`` (n, d) float32, seeded only from ``rng``.
 
     Up to 50 clusters, where the reference ran scikit-learn's KMeans (n_init=10): ``restarts``
-    runs of k-means++ on every point, at most ``n_iter`` Lloyd iterations, then Hartigan's
-    single-point moves (:func:`hartigan`); the lowest inertia is kept. Above, where it ran
-    MiniBatchKMeans (n_init=3): one run, k-means++ on a subsample, at most ``n_iter`` Lloyd
-    iterations over every point, and Hartigan's moves where they are cheap
-    (HARTIGAN_ABOVE_REFERENCE_MAX); ``restarts`` is not used there.
+    runs of k-means++ and at most ``n_iter`` Lloyd iterations, then Hartigan's single-point
+    moves (:func:`hartigan`) on the run of lowest inertia. Above, where it ran MiniBatchKMeans
+    (n_init=3): one run, k-means++ on a subsample, at most ``n_iter`` Lloyd iterations, and
+    Hartigan's moves where they are cheap (HARTIGAN_ABOVE_REFERENCE_MAX); ``restarts`` is not
+    used there.
 
-    Large pools are sampled: the restarts see at most BATCHED_LLOYD_MAX / (k x restarts)
-    points (the best then finished over every point), and above 50 clusters Lloyd sees
-    max(LLOYD_SAMPLE_MIN, 32 k) points before one assignment pass over every point.
+    Large pools are sampled: the restarts see max(4096, 512 k) points (the best then finished
+    over every point), and above 50 clusters Lloyd sees max(LLOYD_SAMPLE_MIN, 128 k) points
+    before one assignment pass over every point.
 
     The result carries its inertia and a description of the run (:meth:`Clustering.describe`).
     """
@@ -234,15 +236,7 @@ def _kmeans(
     )
     if sampled:
         assignment, centres, total = _assign_and_average(x, centres)
-        passes = 1
-        while passes < FULL_PASSES:
-            reassigned, centres, total = _assign_and_average(x, centres)
-            passes += 1
-            if np.array_equal(reassigned, assignment):
-                break
-            assignment = reassigned
-        what = "one assignment pass" if passes == 1 else f"{passes} Lloyd iterations"
-        steps.append(f"{what} over all {n} points, centres their means")
+        steps.append(f"one assignment pass over all {n} points, centres their means")
         return Clustering(assignment, centres, total, f"1 run ({', '.join(steps)})")
     if n * n_clusters <= HARTIGAN_ABOVE_REFERENCE_MAX:
         assignment, centres = hartigan(x, assignment, centres)

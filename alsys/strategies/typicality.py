@@ -7,14 +7,16 @@ round counts as labeled; the reference recomputes the kNN without them). So
 than K, and a later visit drops the picked points from those lists; only a row left with fewer
 than K + 1 is searched again. The typicality is the one a new search would give.
 
-An exact search of a cluster of m candidates costs m^2 distances. ``knn="auto"`` (the default)
-searches every cluster of a round exactly while their m^2 add up to at most EXACT_WORK (about
-5 s here; every round of a CIFAR-sized pool); past that, the largest clusters are searched
+An exact search of a cluster of m candidates costs m (m + 1) / 2 distances. ``knn="auto"`` (the
+default) searches every cluster of a round exactly while those add up to at most EXACT_WORK
+(every round of a CIFAR-sized pool); past that, the largest clusters are searched
 among each candidate's region of a balanced partition of the cluster instead
 (:func:`~alsys.strategies.neighbours.partitioned_knn`, m x PROBE_POINTS distances, linear in m),
 until the exact rest fits, so a round's kNN work stays about
 max(EXACT_WORK, n x PROBE_POINTS) whatever the clusters look like. The selection's notes say
-when that happened; ``knn="exact"`` keeps the exact search at every size.
+when that happened. ``knn="exact"`` keeps the exact search at every size;
+``knn="partitioned"`` searches every cluster of more than 2 x PROBE_POINTS candidates by
+region, whatever the round's size (the fast choice for a selection on tens of thousands).
 """
 
 from __future__ import annotations
@@ -33,14 +35,13 @@ F32 = npt.NDArray[np.float32]
 # Added to the mean kNN distance before inverting (reference code).
 TYPICALITY_EPS = 1e-5
 DISTANCES = ("sqeuclidean", "euclidean")
-KNN_MODES = ("auto", "exact")
+KNN_MODES = ("auto", "exact", "partitioned")
 # Neighbours kept beyond K + 1 when a cluster may be visited again, so that its later visits of
 # the round rarely search again.
 SPARE_NEIGHBOURS = 8
-# knn="auto": distances an exact search may compute in one round (the sum of m^2 over the
-# clusters visited), and the candidates each point of a larger cluster is compared with.
-# Partitioning a cluster pays once m > 2 x PROBE_POINTS (m^2 against m x PROBE_POINTS x 2,
-# as the partitioned search has no symmetry to use).
+# knn="auto": distances the exact searches of one round may compute (m (m + 1) / 2 for a
+# cluster of m candidates), and the candidates each point of a larger cluster is compared with.
+# Partitioning a cluster pays once m > 2 x PROBE_POINTS (m^2 / 2 against m x PROBE_POINTS).
 EXACT_WORK = 2**29
 PROBE_POINTS = 1024
 
@@ -113,8 +114,7 @@ class CandidateNeighbours:
             return cls(rows, distances, nearest, pairs)
         distances, found = self_knn(x, q, with_indices=spare is not None)
         positions = None if found is None else found.astype(np.int32)
-        # The Gram matrix's distinct entries: its upper triangle and diagonal.
-        return cls(rows, distances, positions, m * (m + 1) // 2)
+        return cls(rows, distances, positions, exact_work(m))
 
     def typicality(self, x_typ: F32, candidates: IntArray, k: int, distance: str) -> FloatArray:
         """(m,) typicality of ``candidates`` (a subset of ``rows``, ascending) among themselves,
@@ -157,18 +157,24 @@ class CandidateNeighbours:
 def partition_plan(sizes: dict[int, int], knn: str) -> set[int]:
     """The clusters (of ``sizes``: candidates at each cluster's first visit this round) that
     ``knn`` searches by region: none for "exact"; for "auto", the largest ones, while the exact
-    searches of all would compute more than EXACT_WORK distances and partitioning still pays."""
+    searches of all would compute more than EXACT_WORK distances and partitioning still pays;
+    for "partitioned", every one where it pays (more than 2 x PROBE_POINTS candidates)."""
     check_choice("typicality", "knn", knn, KNN_MODES)
     partitioned: set[int] = set()
     if knn == "exact":
         return partitioned
-    work = sum(m * m for m in sizes.values())
+    work = sum(exact_work(m) for m in sizes.values())
     for cluster, m in sorted(sizes.items(), key=lambda item: (-item[1], item[0])):
-        if work <= EXACT_WORK or m <= 2 * PROBE_POINTS:
+        if m <= 2 * PROBE_POINTS or (knn == "auto" and work <= EXACT_WORK):
             break
         partitioned.add(cluster)
-        work -= m * m
+        work -= exact_work(m)
     return partitioned
+
+
+def exact_work(m: int) -> int:
+    """Distances an exact search of m candidates computes: the Gram matrix's distinct entries."""
+    return m * (m + 1) // 2
 
 
 @dataclass
@@ -215,7 +221,7 @@ class RoundNeighbours:
             return None
         return (
             f"typicality: kNN among the {PROBE_POINTS} points of each candidate's region of a "
-            f"balanced partition in the {len(self.partition)} largest clusters (exact searches "
-            f"of every cluster would compute more than {EXACT_WORK} distances), exact in the "
-            "others; knn=exact searches them all exactly"
+            f"balanced partition in {len(self.partition)} clusters of more than "
+            f"{2 * PROBE_POINTS} candidates, exact in the others; knn=exact searches them all "
+            "exactly"
         )
