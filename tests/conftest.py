@@ -17,3 +17,12 @@ def blobs(
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def zipf_pool(n: int = 6000, seed: int = 0) -> np.ndarray:
+    """Groups whose sizes follow a Zipf law: a few thousand points in one, a handful in most."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, 201) ** 1.1
+    ids = rng.choice(200, n, p=p / p.sum())
+    centres = rng.normal(size=(200, 32))
+    return (centres[ids] * 0.35 + rng.normal(size=(n, 32)) * 0.53).astype(np.float32)

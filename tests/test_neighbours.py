@@ -21,6 +21,7 @@ from alsys.strategies.neighbours import (
     top_columns,
 )
 from alsys.strategies.typicality import partition_plan, typicality
+from tests.conftest import zipf_pool
 
 
 def brute_sqdist(x: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
@@ -183,15 +184,6 @@ def test_kept_lists_typicality_matches_a_naive_search_on_the_remaining_candidate
         k = min(20, candidates.shape[0] // 2)
         expected = brute_typicality(normalised[candidates], k)
         np.testing.assert_allclose(visit["typicality"], expected, rtol=1e-5)
-
-
-def zipf_pool(n: int = 6000, seed: int = 0) -> np.ndarray:
-    """Groups whose sizes follow a Zipf law: a few thousand points in one, a handful in most."""
-    rng = np.random.default_rng(seed)
-    p = 1.0 / np.arange(1, 201) ** 1.1
-    ids = rng.choice(200, n, p=p / p.sum())
-    centres = rng.normal(size=(200, 32))
-    return (centres[ids] * 0.35 + rng.normal(size=(n, 32)) * 0.53).astype(np.float32)
 
 
 def test_zipf_pool_keeps_the_knn_work_linear(monkeypatch: pytest.MonkeyPatch) -> None:
