@@ -148,6 +148,7 @@ def _timm(name: str) -> Callable[[Path], Loaded]:
             raise InputError("--weights", f"{file} does not fit {name}: {_first(error)}") from None
         data: Any = importlib.import_module("timm.data")  # typed loosely by timm
         config = data.resolve_model_data_config(model)
+        config["input_size"] = (3, DINOV2_SIZE, DINOV2_SIZE)  # the checkpoint's cfg says 518
         transform = data.create_transform(**config, is_training=False)
         return Loaded(model, transform, model)
 
