@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -25,8 +26,10 @@ from typing import Any
 from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-TOKEN = "alsys-test-token-0123456789"
-USER, PASSWORD = "tester@example.com", "alsys-test-password"
+# Made afresh for each test session: the server listens on 127.0.0.1 only, for minutes.
+TOKEN = secrets.token_hex(20)
+PASSWORD = secrets.token_urlsafe(16)
+USER = "tester@example.com"
 
 
 def label_studio_executable() -> Path:

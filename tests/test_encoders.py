@@ -13,39 +13,10 @@ import pytest
 
 from alsys.cli import main
 from alsys.embed.encoders import ENCODERS
+from tests.encoder_weights import random_weights
 
 DIMS = {"resnet50": 2048, "vit_b_16": 768, "dinov2_vits14": 384, "dinov2_vitb14": 768}
 DIMS["openclip_vitb32"] = 512
-
-
-def random_weights(name: str, folder: Path, seed: int = 0) -> Path:
-    """The encoder's architecture with seeded random weights, saved as its library saves it
-    (torchvision and OpenCLIP: a torch state dict; timm: safetensors at the 518 px of the
-    DINOv2 checkpoints, so loading resamples the position embedding as for the real ones)."""
-    import torch
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        if name in ("resnet50", "vit_b_16"):
-            import torchvision
-
-            file = folder / f"{name}-random.pth"
-            torch.save(getattr(torchvision.models, name)(weights=None).state_dict(), file)
-        elif name.startswith("dinov2"):
-            import timm
-            from safetensors.torch import save_file
-
-            arch = {"dinov2_vits14": "vit_small_patch14_dinov2"}.get(
-                name, "vit_base_patch14_dinov2"
-            )
-            file = folder / "model.safetensors"
-            save_file(timm.create_model(arch, pretrained=False).state_dict(), str(file))
-        else:
-            import open_clip
-
-            file = folder / "open_clip_pytorch_model.bin"
-            torch.save(open_clip.create_model("ViT-B-32").state_dict(), file)
-    return file
 
 
 @pytest.fixture(scope="module")
