@@ -97,7 +97,7 @@ def main() -> None:
             if export is not None:
                 kind, whole = export
                 t = time.perf_counter()
-                name = f"export{number - 1}.{kind.lower().replace('_', '-')}.json"
+                name = f"export{number - 1}{'-min' if kind == 'JSON_MIN' else ''}.json"
                 (walk / name).write_bytes(server.export(project, kind, all_tasks=whole))
                 times[f"export {kind}{' (all tasks)' if whole else ''}"] = time.perf_counter() - t
                 labels = ["--labels", name]  # each export holds the rounds before it
