@@ -1,14 +1,17 @@
 """``alsys select --images DIR`` and ``alsys select --features F --paths P``: choose which of
 your own images (or rows of your own embedding) to label next, by file path.
 
-- ``--images``: the folder is embedded with SimCLR once (:mod:`alsys.embed.folder`) and read
-  from the embedding store in every later round.
+- ``--images``: the folder is embedded once (SimCLR trained on it, or a pretrained
+  ``--encoder``; :mod:`alsys.embed.folder`) and read from the embedding store in every later
+  round.
 - ``--features``/``--paths``: your own embedding (DINOv2, CLIP, ...) with one path per row.
-- ``--labels``: CSV files of ``path,label`` (repeatable). Model-based strategies get the
+- ``--labels``: ``path,label`` CSVs or Label Studio's exports (repeatable;
+  :mod:`alsys.label_files`, :mod:`alsys.label_paths`). Model-based strategies get the
   probabilities and MC-dropout samples of the SSL linear probe trained on them; a labeled
   path is never selected.
 - Output: a CSV with one row per selected path (``--format csv``, the default), the JSON of
-  ``alsys select`` with the paths (``json``), or Label Studio tasks (``labelstudio``).
+  ``alsys select`` with the paths (``json``), or Label Studio tasks and a labeling config
+  (``labelstudio``, :mod:`alsys.labelstudio`).
 """
 
 from __future__ import annotations
@@ -23,24 +26,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 
 from alsys.data.imagefolder import (
     DEFAULT_IMAGE_SIZE,
+    FolderScan,
     check_image_size,
     normalize_path,
-    read_labels_csv,
     scan_folder,
     skipped_line,
 )
+from alsys.embed.encoders import ENCODER_NAMES, SIMCLR
 from alsys.errors import InputError
+from alsys.label_paths import LS_ROOT_ENV, LS_URL, Labels, PoolIndex, read_labels
 
 FORMATS = ("csv", "json", "labelstudio")
-# Label Studio serves local files below this folder (its local-files storage guide).
-LS_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
-LS_URL = "/data/local-files/?d="
 # What only an --embeddings pool takes, and what only --images/--features take.
 EMBEDDINGS_ONLY = {
     "embeddings": "--embeddings",
@@ -50,20 +51,30 @@ EMBEDDINGS_ONLY = {
     "clusters": "--clusters",
     "scores": "--scores",
 }
-IMAGES_ONLY = {"image_size": "--image-size", "epochs": "--epochs", "store": "--store"}
-PATHS_ONLY = {"labels": "--labels", **IMAGES_ONLY}
+IMAGES_ONLY = {
+    "image_size": "--image-size",
+    "epochs": "--epochs",
+    "store": "--store",
+    "encoder": "--encoder",
+    "weights": "--weights",
+}
+PATHS_ONLY = {
+    "labels": "--labels",
+    "label_field": "--label-field",
+    "classes": "--classes",
+    **IMAGES_ONLY,
+}
+__all__ = ["LS_ROOT_ENV", "LS_URL", "add_path_arguments", "run_select_paths"]
 
 
 @dataclass(frozen=True)
 class PathPool:
-    """The pool by path: ``features`` (n, d), ``paths`` (n,) as the user names them,
-    ``files`` (n,) where each lies on disk, ``where`` (the pool's name in errors) and the
-    Label Studio document root to assume when none is set."""
+    """The pool by path: ``features`` (n, d), ``index`` (each row's path as the user names
+    it and where it lies on disk) and the Label Studio document root to assume when none is
+    set."""
 
     features: np.ndarray
-    paths: tuple[str, ...]
-    files: tuple[Path, ...]
-    where: str
+    index: PoolIndex
     default_ls_root: Path
 
 
@@ -78,19 +89,41 @@ def add_path_arguments(select: argparse.ArgumentParser) -> None:
         "--labels",
         action="append",
         default=[],
-        help="with --images/--features: a CSV of path,label (repeatable)",
+        help="with --images/--features: a path,label CSV or a Label Studio export (JSON, "
+        "JSON_MIN, CSV, TSV); repeatable",
     )
     select.add_argument(
-        "--image-size", type=int, help=f"--images: side in pixels (default {DEFAULT_IMAGE_SIZE})"
+        "--label-field",
+        help="--labels: the Label Studio choice control holding the label (default: the only "
+        "one; 'label' in flat exports)",
     )
     select.add_argument(
-        "--epochs", type=int, help="--images: SimCLR epochs (default: the preset's)"
+        "--encoder",
+        choices=ENCODER_NAMES,
+        help="--images: simclr (default, trained on the folder) or a pretrained encoder",
+    )
+    select.add_argument(
+        "--weights", help="--images with a pretrained --encoder: its weights file (no download)"
+    )
+    select.add_argument(
+        "--image-size",
+        type=int,
+        help=f"--images with simclr: side in pixels (default {DEFAULT_IMAGE_SIZE})",
+    )
+    select.add_argument(
+        "--epochs", type=int, help="--images with simclr: epochs (default: the preset's)"
     )
     select.add_argument("--store", help="--images: embedding store (default $ALSYS_STORE or cache)")
     select.add_argument(
         "--format",
         choices=FORMATS,
-        help="--images/--features output: csv (default), json, or labelstudio (task import)",
+        help="--images/--features output: csv (default), json, or labelstudio (tasks and a "
+        "labeling config)",
+    )
+    select.add_argument(
+        "--classes",
+        help="--format labelstudio: the labels you will use, comma-separated, added to those "
+        "seen so far in the labeling config",
     )
 
 
@@ -125,6 +158,16 @@ def _check_flags(args: argparse.Namespace) -> None:
         for name, flag in IMAGES_ONLY.items():
             if getattr(args, name) is not None:
                 raise InputError(flag, "applies to --images (SimCLR on the folder)")
+    pretrained = (args.encoder or SIMCLR) != SIMCLR
+    for name, flag in (("image_size", "--image-size"), ("epochs", "--epochs")):
+        if pretrained and getattr(args, name) is not None:
+            raise InputError(flag, f"applies to --encoder simclr; {args.encoder} has its own")
+    if args.weights is not None and not pretrained:
+        raise InputError("--weights", "applies to a pretrained --encoder (SimCLR is trained here)")
+    if args.label_field is not None and not args.labels:
+        raise InputError("--label-field", "applies to --labels")
+    if args.classes is not None and args.format != "labelstudio":
+        raise InputError("--classes", "applies to --format labelstudio (the labeling config)")
     check_seed(args)
 
 
@@ -155,31 +198,49 @@ def read_paths(file: str, n: int, features: str) -> tuple[str, ...]:
 
 
 def _image_pool(args: argparse.Namespace, say: Any, show_progress: bool) -> PathPool:
-    from alsys.embed.folder import describe, folder_embeddings
+    from alsys.embed.folder import describe, folder_embeddings, pretrained_embeddings
     from alsys.embed.store import EmbeddingStore
 
+    pretrained = (args.encoder or SIMCLR) != SIMCLR
     size = check_image_size(DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size)
     scan = scan_folder(args.images)
-    files = {p: i for i, p in enumerate(scan.image_files)}
-    seen: dict[str, str] = {}
-    for file in args.labels:  # early: a bad row fails before any training
-        read_labels_csv(file, files, _where(scan.root), seen=seen)
-    found = folder_embeddings(scan, size, args.epochs, EmbeddingStore(args.store), show_progress)
+    _check_labels_early(args, scan)
+    store = EmbeddingStore(args.store)
+    if pretrained:
+        found = pretrained_embeddings(scan, args.encoder, args.weights, store, show_progress)
+    else:
+        found = folder_embeddings(scan, size, args.epochs, store, show_progress)
     line = skipped_line(scan, found.unreadable)
     if line:
         say(line)
     say(describe(found, size))
-    return PathPool(
-        found.embeddings,
-        found.paths,
-        tuple(scan.root / p for p in found.paths),
-        f"the readable images of the folder {scan.root} (paths relative to it)",
-        scan.root.parent,  # Label Studio's document root is a parent of its storage folders
-    )
+    index = _folder_index(scan, found.paths, found.unreadable)
+    # Label Studio's document root is a parent of its storage folders.
+    return PathPool(found.embeddings, index, scan.root.parent)
 
 
-def _where(root: Path) -> str:
-    return f"the folder {root} (paths relative to it)"
+def _check_labels_early(args: argparse.Namespace, scan: FolderScan) -> None:
+    """Every labels row checked before any embedding, the labeled images decoded (a labeled
+    file Pillow cannot read is an error, not a skip)."""
+    from alsys.data.imagefolder import open_upright
+
+    early = read_labels(args.labels, _folder_index(scan, scan.image_files), args.label_field)
+    labeled = [scan.image_files[row] for row in np.flatnonzero(early.labels >= 0)]
+    unreadable = {p for p in labeled if open_upright(scan.root / p, 8) is None}
+    if unreadable:  # read again without them: the error names the first such row
+        readable = [p for p in scan.image_files if p not in unreadable]
+        read_labels(
+            args.labels, _folder_index(scan, readable, sorted(unreadable)), args.label_field
+        )
+
+
+def _folder_index(
+    scan: FolderScan, paths: Sequence[str], unreadable: Sequence[str] = ()
+) -> PoolIndex:
+    why_not = dict.fromkeys(scan.other_files, "not an image file")
+    why_not.update(dict.fromkeys(unreadable, "Pillow cannot read it"))
+    where = f"the folder {scan.root}"
+    return PoolIndex(paths, [scan.root / p for p in paths], where, scan.root, why_not)
 
 
 def _feature_pool(args: argparse.Namespace) -> PathPool:
@@ -189,43 +250,25 @@ def _feature_pool(args: argparse.Namespace) -> PathPool:
     if features.ndim != 2 or 0 in features.shape:
         raise InputError("--features", f"must be a 2-D array (n, d), got shape {features.shape}")
     paths = read_paths(args.paths, features.shape[0], args.features)
-    files = tuple(Path(os.path.abspath(Path(p).expanduser())) for p in paths)
-    return PathPool(features, paths, files, f"{args.paths}", Path.cwd())
-
-
-def read_labels(
-    files: Sequence[str], paths: Sequence[str], where: str
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """(n,) class index of each labeled row, -1 elsewhere, and the classes (sorted)."""
-    known = {path: i for i, path in enumerate(paths)}
-    seen: dict[str, str] = {}
-    named: dict[int, str] = {}
-    for file in files:
-        named.update(read_labels_csv(file, known, where, seen=seen))
-    classes = tuple(sorted(set(named.values())))
-    index = {name: c for c, name in enumerate(classes)}
-    labels = np.full(len(paths), -1, dtype=np.int64)
-    for row, name in named.items():
-        labels[row] = index[name]
-    return labels, classes
+    files = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+    return PathPool(features, PoolIndex(paths, files, f"the paths of {args.paths}"), Path.cwd())
 
 
 def run_select_paths(args: argparse.Namespace) -> int:
-    from alsys.cli import output_path, parse_param, selection_report, wants_progress, write_output
-    from alsys.spaces import unit_rows
-    from alsys.strategies import Pool, get_inputs, make_strategy, with_n_classes
+    from alsys.cli import output_path, parse_param, wants_progress, write_output
+    from alsys.labelstudio import document_root
+    from alsys.strategies import get_inputs, make_strategy, with_n_classes
 
     _check_flags(args)
     params = dict(parse_param(p) for p in args.param)
     make_strategy(args.strategy, **with_n_classes(args.strategy, params, 2))  # fails early
-    inputs = get_inputs(args.strategy)
-    if inputs.scores is not None:
+    if get_inputs(args.strategy).scores is not None:
         raise InputError(
             "--strategy", f"{args.strategy} ranks by HVAE scores; use --embeddings with --scores"
         )
     output_format = args.format or "csv"
     out = output_path(args)
-    ls_root = _ls_root() if output_format == "labelstudio" else None
+    ls_root = document_root() if output_format == "labelstudio" else None
 
     def say(line: str) -> None:
         if not args.quiet:
@@ -233,19 +276,54 @@ def run_select_paths(args: argparse.Namespace) -> int:
 
     show_progress = wants_progress(args)
     pool_rows = _image_pool(args, say, show_progress) if args.images else _feature_pool(args)
-    labels, classes = read_labels(args.labels, pool_rows.paths, pool_rows.where)
-    labeled = labels >= 0
+    labels = read_labels(args.labels, pool_rows.index, args.label_field)
+    if labels.skipped_line():
+        say(labels.skipped_line())
+    selection, report, probs = _select(args, params, pool_rows, labels, say, show_progress)
+    chosen, names = [int(i) for i in selection.indices], pool_rows.index.names
+    if output_format == "csv":
+        text = _csv(args.strategy, [names[i] for i in chosen], selection.details)
+    elif output_format == "json":
+        report["classes"] = list(labels.classes)
+        report["paths"] = [names[i] for i in chosen]
+        for why, i in zip(report["explanations"], chosen, strict=True):
+            why["path"] = names[i]
+        text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    else:
+        root = ls_root or pool_rows.default_ls_root.resolve()
+        details = selection.details
+        text = _label_studio(args, pool_rows, chosen, details, root, labels, probs, say, out)
+        if ls_root is None:
+            say(f"Label Studio: serve the files with {LS_ROOT_ENV}={root}")
+    write_output(out, text, args.quiet, f"{len(chosen)} paths")
+    return 0
+
+
+def _select(
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    pool_rows: PathPool,
+    labels: Labels,
+    say: Any,
+    show_progress: bool,
+) -> tuple[Any, dict[str, Any], np.ndarray | None]:
+    """The strategy's :class:`~alsys.strategies.Selection` on the pool, the report of ``alsys
+    select`` and the probe's probabilities (n, classes) when the strategy trained one."""
+    from alsys.cli import selection_report
+    from alsys.spaces import unit_rows
+    from alsys.strategies import Pool, get_inputs, make_strategy, with_n_classes
+
+    labeled, classes, inputs = labels.labels >= 0, labels.classes, get_inputs(args.strategy)
     if len(classes) >= 2:
         params = with_n_classes(args.strategy, params, len(classes))
     strategy = make_strategy(args.strategy, **params)
-
     x = unit_rows(pool_rows.features)  # as the loop: L2-normalised rows for probe and strategy
     arrays: dict[str, Any] = {"embeddings": x}
     if (inputs.probs or inputs.mc_samples) and labeled.any():
-        arrays.update(_model_outputs(args, x, labels, classes, inputs))
+        arrays.update(_model_outputs(args, x, labels.labels, classes, inputs))
         say(f"model: linear probe on {int(labeled.sum())} labels ({len(classes)} classes)")
     if inputs.labels:
-        arrays["labels"] = labels
+        arrays["labels"] = labels.labels
     try:
         pool = Pool(**arrays)
     except InputError as error:
@@ -257,23 +335,8 @@ def run_select_paths(args: argparse.Namespace) -> int:
     )
     for note in selection.notes:  # e.g. a cold start's random draw
         say(f"note: {note}")
-    chosen = [int(i) for i in selection.indices]
     report = selection_report(args, params, pool.n, labeled, selection)
-    if output_format == "csv":
-        text = _csv(args.strategy, [pool_rows.paths[i] for i in chosen], selection.details)
-    elif output_format == "json":
-        report["classes"] = list(classes)
-        report["paths"] = [pool_rows.paths[i] for i in chosen]
-        for why, i in zip(report["explanations"], chosen, strict=True):
-            why["path"] = pool_rows.paths[i]
-        text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    else:
-        root = ls_root or pool_rows.default_ls_root.resolve()
-        text = _label_studio([pool_rows.files[i] for i in chosen], root)
-        if ls_root is None:
-            say(f"Label Studio: serve the files with {LS_ROOT_ENV}={root}")
-    write_output(out, text, args.quiet, f"{len(chosen)} paths")
-    return 0
+    return selection, report, pool.class_probs()
 
 
 def _model_outputs(
@@ -330,32 +393,36 @@ def _csv(strategy: str, paths: Sequence[str], details: Sequence[dict[str, Any]])
     return buffer.getvalue()
 
 
-def _ls_root() -> Path | None:
-    value = os.environ.get(LS_ROOT_ENV, "").strip()
-    if not value:
-        return None
-    root = Path(os.path.abspath(Path(value).expanduser()))
-    if not root.is_dir():
-        raise InputError(LS_ROOT_ENV, f"no such folder: {value}")
-    return root
+def _label_studio(
+    args: argparse.Namespace,
+    pool_rows: PathPool,
+    chosen: Sequence[int],
+    details: Sequence[dict[str, Any]],
+    root: Path,
+    labels: Labels,
+    probs: np.ndarray | None,
+    say: Any,
+    out: Path | None,
+) -> str:
+    """The tasks (with the probe's guesses when it ran) and, beside ``out``, the labeling
+    config for the classes seen so far and those of ``--classes``."""
+    from alsys.files import write_atomically
+    from alsys.labelstudio import Guesses, config_path, labeling_config, tasks_json
 
-
-def _label_studio(files: Sequence[Path], root: Path) -> str:
-    """Label Studio's task import: ``[{"data": {"image": "/data/local-files/?d=<path>"}}]``,
-    each path relative to the local-files document root (percent-encoded, as a URL query)."""
-    tasks = []
-    for file in files:
-        relative = _below(file, root) or _below(file.parent.resolve() / file.name, root.resolve())
-        if relative is None:
-            raise InputError(
-                "--format", f"{file} is not below the Label Studio root {root} ({LS_ROOT_ENV})"
-            )
-        tasks.append({"data": {"image": LS_URL + quote(relative, safe="/")}})
-    return json.dumps(tasks, indent=2) + "\n"
-
-
-def _below(file: Path, root: Path) -> str | None:
-    try:
-        return file.relative_to(root).as_posix()
-    except ValueError:
-        return None
+    guesses = None
+    if probs is not None:
+        n_labels = int((labels.labels >= 0).sum())
+        version = f"alsys {args.strategy}, linear probe on {n_labels} labels"
+        guesses = Guesses(probs, labels.classes, version)
+    index = pool_rows.index
+    text = tasks_json(chosen, index.names, index.files, root, args.strategy, details, guesses)
+    extra = [c.strip() for c in (args.classes or "").split(",") if c.strip()]
+    classes = sorted(set(labels.classes) | set(extra))
+    if not classes:
+        say("Label Studio: no classes yet; --classes a,b,c writes the labeling config")
+    elif out is None:
+        say("Label Studio: give --out to have the labeling config written beside the tasks")
+    else:
+        write_atomically(config_path(out), labeling_config(classes))
+        say(f"Label Studio: labeling config ({len(classes)} classes) -> {config_path(out)}")
+    return text

@@ -15,7 +15,7 @@ import pytest
 
 from alsys.cli import main
 from alsys.data import load_dataset
-from alsys.select_images import LS_ROOT_ENV, LS_URL
+from alsys.label_paths import LS_ROOT_ENV, LS_URL
 
 BUDGET = 10
 # Tiny and fast: SimCLR on 8 px images for one epoch (the flow, not the representation).
@@ -143,11 +143,30 @@ def test_label_studio_and_json_outputs(
     assert f"{LS_ROOT_ENV}={folder.parent}" in err  # unset: the folder's parent is the root
     tasks = json.loads(tasks_file.read_text())
     assert isinstance(tasks, list) and len(tasks) == 5
-    for task in tasks:
+    classes = sorted({truth[p] for p in sorted(truth)[:30]})
+    for rank, task in enumerate(tasks, start=1):
         url = task["data"]["image"]
         assert url.startswith(LS_URL)
         relative = unquote(url.removeprefix(LS_URL))
         assert relative.startswith(f"{folder.name}/") and (folder.parent / relative).is_file()
+        assert task["data"]["path"] == relative.removeprefix(f"{folder.name}/")
+        assert task["data"]["rank"] == rank and task["data"]["strategy"] == "entropy"
+        assert isinstance(task["data"]["score"], float)
+        assert task["meta"] == {"alsys": {"document_root": str(folder.parent)}}
+        (guess,) = task["predictions"]  # the probe's top class, its probability as the score
+        assert guess["model_version"] == "alsys entropy, linear probe on 30 labels"
+        assert 0 < guess["score"] <= 1
+        (result,) = guess["result"]
+        assert (result["from_name"], result["to_name"], result["type"]) == (
+            "label",
+            "image",
+            "choices",
+        )
+        assert result["value"]["choices"][0] in classes
+    config = (tmp_path / "tasks.labeling.xml").read_text()
+    assert f"labeling config ({len(classes)} classes) -> {tmp_path / 'tasks.labeling.xml'}" in err
+    assert '<Image name="image" value="$image"/>' in config
+    assert [f'<Choice value="{c}"/>' in config for c in classes] == [True] * len(classes)
 
     root = folder.parent.parent
     monkeypatch.setenv(LS_ROOT_ENV, str(root))
@@ -236,12 +255,26 @@ def one_line_error(code: int, err: str, *expected: str) -> None:
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [
-        ("b/0000.png,0\nb/missing.png,3\n", ["labels.csv:2", "'b/missing.png' is not in"]),
-        ("path,label\nb/0000.png,0\na/0001.png,\n", ["labels.csv:3", "empty label"]),
-        ("b/0000.png,0\na/0001.png,1\nb/0000.png,0\n", ["labels.csv:3", "first at", ":1)"]),
+        (
+            "b/0000.png,0\nb/missing.png,3\n",
+            ["labels.csv:2", "'b/missing.png' is not among the readable images", "no such file"],
+        ),
+        ("b/0000.png,0\nb/broken.png,3\n", ["labels.csv:2", "'b/broken.png'", "not among"]),
+        ("a/meta.csv,0\n", ["labels.csv:1", "not an image file"]),
+        ("b/0000.png,0\na/0001.png,1\nb/0000.png,5\n", ["labels.csv:3", "as '5'", "labels.csv:1"]),
         ("b/0000.png,0,extra\n", ["labels.csv:1", "expected 2 columns"]),
+        ("/etc/hostname,0\n", ["labels.csv:1", "'/etc/hostname' lies outside the folder"]),
+        ("FOLDER/b/nope.png,0\n", ["labels.csv:1", "is in the folder", "no such file"]),
     ],
-    ids=["not-in-folder", "empty-label", "duplicate", "three-columns"],
+    ids=[
+        "not-in-folder",
+        "unreadable",
+        "not-an-image",
+        "two-labels",
+        "three-columns",
+        "absolute-outside",
+        "absolute-inside-missing",
+    ],
 )
 def test_bad_label_rows_fail_before_any_training(
     rows: str,
@@ -252,7 +285,7 @@ def test_bad_label_rows_fail_before_any_training(
 ) -> None:
     folder, _ = digits_folder
     labels = tmp_path / "labels.csv"
-    labels.write_text(rows)
+    labels.write_text(rows.replace("FOLDER", str(folder)))
     store, out = tmp_path / "store", tmp_path / "next.csv"
     argv = ["--images", str(folder), "--store", str(store), *FAST, "--labels", str(labels)]
     code, err = select(

@@ -8,9 +8,8 @@
   image files Pillow cannot decode ("unreadable"). Hidden files and folders (a leading dot,
   like ``.DS_Store`` or ``.ipynb_checkpoints``) are not looked at.
 - A folder without one readable image is an InputError.
-- Labels: a CSV of ``path,label`` rows, ``path`` relative to the folder; an optional header
-  row naming the columns ``path`` and ``label`` (then other columns are ignored, so an
-  ``alsys select`` output CSV with its ``label`` column filled in is a labels file too).
+- Labels: any file ``--labels`` reads (:mod:`alsys.label_files`): a ``path,label`` CSV with
+  paths relative to the folder, or a Label Studio export.
 
 The folder's fingerprint (relative names, sizes and modification times of its image files)
 lets the embedding store key an embedding by the folder's content without decoding anything.
@@ -18,14 +17,14 @@ lets the embedding store key an embedding by the folder's content without decodi
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import posixpath
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,18 +108,28 @@ def scan_folder(folder: str | os.PathLike[str], flag: str = "--images") -> Folde
     return FolderScan(root, tuple(r for r, _ in images), tuple(sorted(others)), digest.hexdigest())
 
 
-def read_image(path: Path, size: int) -> np.ndarray | None:
-    """(size, size, 3) uint8, or ``None`` when Pillow cannot decode the file."""
+def open_upright(path: Path, size: int) -> Any:
+    """The image at ``path`` as an upright RGB PIL image (EXIF orientation applied), decoded
+    at a reduced scale when JPEG allows one at least ``size`` px; ``None`` when Pillow cannot
+    decode it."""
     from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
-            upright = ImageOps.exif_transpose(image)
-            rgb = upright.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
-            return np.asarray(rgb, dtype=np.uint8)
+            return ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
+
+
+def read_image(path: Path, size: int) -> np.ndarray | None:
+    """(size, size, 3) uint8, or ``None`` when Pillow cannot decode the file."""
+    from PIL import Image
+
+    rgb = open_upright(path, size)
+    if rgb is None:
+        return None
+    return np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
 def read_images(
@@ -199,53 +208,6 @@ def normalize_path(text: str) -> str:
     return posixpath.normpath(text) if text else text
 
 
-def read_labels_csv(
-    file: str | os.PathLike[str],
-    known: Mapping[str, int],
-    where: str,
-    flag: str = "--labels",
-    seen: dict[str, str] | None = None,
-) -> dict[int, str]:
-    """Row index -> label string for each row of a ``path,label`` CSV.
-
-    ``known`` maps each pool path (normalised) to its row; ``where`` names the pool in errors
-    (e.g. "the folder"). ``seen`` (path -> "file:line") carries paths across several files.
-    Every bad row is an InputError naming ``file:line``: a path not in the pool, an empty
-    label, a path given twice, a row without two columns.
-    """
-    source = Path(file)
-    if not source.is_file():
-        raise InputError(flag, f"no such file: {file}")
-    seen = {} if seen is None else seen
-    out: dict[int, str] = {}
-    try:
-        with source.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(enumerate(csv.reader(handle), start=1))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise InputError(flag, f"cannot read {file} as CSV ({error})") from None
-    path_col, label_col, width = 0, 1, 2
-    header = [cell.strip().lower() for cell in rows[0][1]] if rows else []
-    if "path" in header and "label" in header:
-        path_col, label_col, width = header.index("path"), header.index("label"), len(header)
-        rows = rows[1:]
-    for line, row in rows:
-        at = f"{file}:{line}"
-        if all(not cell.strip() for cell in row):
-            continue
-        if len(row) != width:
-            raise InputError(flag, f"{at}: expected {width} columns (path,label), got {len(row)}")
-        path, label = normalize_path(row[path_col]), row[label_col].strip()
-        if path not in known:
-            raise InputError(flag, f"{at}: {path!r} is not in {where}")
-        if not label:
-            raise InputError(flag, f"{at}: empty label for {path!r} (fill it in or drop the row)")
-        if path in seen:
-            raise InputError(flag, f"{at}: {path!r} is labeled again (first at {seen[path]})")
-        seen[path] = at
-        out[known[path]] = label
-    return out
-
-
 def load_imagefolder(
     folder: str | None = None, labels: str | None = None, image_size: int = DEFAULT_IMAGE_SIZE
 ) -> Dataset:
@@ -258,18 +220,23 @@ def load_imagefolder(
         raise InputError(
             "imagefolder", "needs the options folder=<images folder> and labels=<path,label CSV>"
         )
+    from alsys.label_paths import PoolIndex, read_labels
+
     data = read_image_folder(folder, image_size)
-    rows = {path: i for i, path in enumerate(data.paths)}
-    named = read_labels_csv(labels, rows, f"the folder {data.root}", flag="imagefolder.labels")
-    missing = [p for p, i in rows.items() if i not in named]
+    pool = PoolIndex(
+        data.paths, [data.root / p for p in data.paths], f"the folder {data.root}", data.root
+    )
+    try:
+        read = read_labels([labels], pool)
+    except InputError as error:
+        raise InputError("imagefolder.labels", error.problem) from None
+    missing = [p for p, c in zip(data.paths, read.labels, strict=True) if c < 0]
     if missing:
         raise InputError(
             "imagefolder.labels",
             f"{len(missing)} images have no label (first: {missing[0]}); a dataset needs all",
         )
-    classes = tuple(sorted(set(named.values())))
-    index = {name: c for c, name in enumerate(classes)}
-    y = np.asarray([index[named[i]] for i in range(len(data.paths))], dtype=np.int64)
+    classes, y = read.classes, read.labels
     if len(y) < 2:
         raise InputError("imagefolder", "a dataset needs at least two images")
     n_test = int(np.ceil(TEST_FRACTION * len(y)))
