@@ -193,7 +193,7 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
 
     from alsys.embed.store import EmbeddingStore
     from alsys.loop import prepare_data, run_trial
-    from alsys.sweep import load_spec
+    from alsys.sweep import load_sweep
 
     sweep = Sweep(tmp_path, "fault_trial", [0])
     driver = sweep.start()
@@ -252,7 +252,7 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
 
     # An uninterrupted run of the same trial, in this process, with the same thread count.
-    (config,) = load_spec(sweep.config).trials()
+    (config,) = [t.config for t in load_sweep(sweep.config).trials]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
