@@ -216,6 +216,24 @@ def optuna_search(tuning: TuningSpec, name: str, journal: Path, early_stop: bool
     return Search(space, algorithm, scheduler, tuning.num_samples)
 
 
+def release_orphans(name: str, journal: Path) -> None:
+    """Marks as failed the study's trials an interrupted driver left running. Nothing runs
+    them: on --resume, Tune restarts their candidates and OptunaSearch records each as a new
+    trial with the same parameters, so every candidate keeps one complete trial."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if not journal.is_file():
+        return
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    if name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        return
+    study = optuna.load_study(study_name=name, storage=storage)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
 def print_study(name: str, journal: Path, best: tuple[dict[str, Any], float]) -> None:
     """The best candidate (on the tuning seeds), the parameter importances, where the study is."""
     import optuna
@@ -258,6 +276,8 @@ def tune_main(default_config: Path = DEFAULT_CONFIG, argv: list[str] | None = No
         name = tuning.name + ("_smoke" if args.smoke else "")
         journal = Path(args.storage_path).resolve() / name / "optuna_journal.log"
         journal.parent.mkdir(parents=True, exist_ok=True)
+        if args.resume:
+            release_orphans(name, journal)
         where = {
             "storage_path": args.storage_path,
             "tracking_uri": resolve_tracking_uri(args.tracking_uri),

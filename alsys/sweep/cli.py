@@ -146,7 +146,7 @@ def _stages(
         shutil.rmtree(progress_dir)  # a new sweep in the same folder starts from nothing
     progress_dir.mkdir(parents=True, exist_ok=True)
     freeze(sweep.trials, where.sweep_dir)  # prepare: frozen configs first, then the data
-    size = f"{len(sweep.trials)} trials" if sweep.candidates is None else "a search"
+    size = f"{len(sweep.trials)} trials" if search is None else f"{search.num_samples} candidates"
     print(f"sweep {sweep.name}: {size}; MLflow parent run {parent}", file=sys.stderr)
     logged = {key.rsplit("/", 1)[0] for key in metric_keys(where.tracking_uri, parent)}
 
@@ -176,7 +176,7 @@ def _stages(
             if interrupt.signal is None:
                 raise  # an error of its own; after an interrupt, the stop is what matters
     if interrupt.signal is not None or launched is None:
-        raise _interrupted(sweep, progress_dir, interrupt.exit_code)
+        raise _interrupted(sweep, progress_dir, interrupt.exit_code, search)
     trials = list(sweep.trials)
     rows = [
         row
@@ -191,9 +191,9 @@ def _stages(
     return SweepResult(rows, launched.errors, launched.best)
 
 
-def _interrupted(sweep: Sweep, progress_dir: Path, exit_code: int) -> SweepInterrupted:
+def _interrupted(sweep: Sweep, progress_dir: Path, exit_code: int, search: Any) -> SweepInterrupted:
     """How far the interrupted sweep got, from its trials' progress files (a search's: those
-    of its candidates' trials)."""
+    of its candidates' trials, of which it runs its candidates times its seeds)."""
     from alsys.sweep.launch import finished_rounds
     from alsys.sweep.trainable import load_state
 
@@ -204,7 +204,8 @@ def _interrupted(sweep: Sweep, progress_dir: Path, exit_code: int) -> SweepInter
     states = [load_state(f) for f in progress_dir.glob("*.npz")]
     rounds = [len(state[0].rounds) for state in states if state is not None]
     finished = sum(n == sweep.candidates.base.episodes for n in rounds)
-    return SweepInterrupted(exit_code, finished, len(rounds), len(rounds))
+    total = search.num_samples * len(sweep.candidates.seeds) if search else len(rounds)
+    return SweepInterrupted(exit_code, finished, len(rounds), total)
 
 
 @dataclass(frozen=True)
