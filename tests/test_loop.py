@@ -145,7 +145,8 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "supclust-digits-tiny-ssl-s0-c32-t64"
+    # The name spells the parameter set to another value than its default.
+    assert run.info.run_name == "supclust-digits-tiny-ssl-s0-c32-t64-temperature0.5"
     assert run.data.params["strategy"] == "supclust"
     assert run.data.params["strategy_params.temperature"] == "0.5"
     assert run.data.params["d_typ"] == "64"

@@ -47,7 +47,7 @@ def check_dataset_options(name: str, options: dict[str, Any]) -> None:
     if unknown:
         raise InputError(
             f"dataset_options.{unknown[0]}",
-            f"unknown option of {name}; it takes: {', '.join(accepted) or 'none'}",
+            f"unknown option; {name} takes: {', '.join(accepted) or 'none'}",
         )
 
 
