@@ -5,9 +5,11 @@
   GPU when one is visible (``alsys.device``).
 - SSL stays on the CPU: a linear layer on a few hundred labeled rows gains nothing from a GPU.
 
-Both expose ``predict_proba`` (n, C), ``mc_proba`` (T, n, C) with dropout active, and
-``features`` (the input embeddings in SSL, the penultimate layer in FSL) for Coreset. All
-randomness comes from the seed given to ``fit``.
+Both implement :class:`alsys.pool.Model`, what the loop needs of a model: ``fit`` on the
+labeled rows (from scratch), ``predict_proba`` (n, C), ``mc_proba`` (T, n, C) with dropout
+active, and ``features`` (the input embeddings in SSL, the penultimate layer in FSL) for
+Coreset and BADGE. All randomness comes from the seed given to ``fit``. :func:`model_for`
+builds a trial's.
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alsys.config import FSLClassifierConfig, SSLClassifierConfig
+from alsys.config import FSLClassifierConfig, SSLClassifierConfig, TrialConfig
 from alsys.device import torch_device
 from alsys.embed.simclr import make_backbone
 
 _BATCH = 1024  # inference batch
+
+
+def model_for(config: TrialConfig, n_classes: int) -> SSLClassifier | FSLClassifier:
+    """The model a trial trains each round: the SSL linear head or the FSL network."""
+    if config.setting == "ssl":
+        return SSLClassifier(config.ssl, n_classes)
+    return FSLClassifier(config.fsl, config.dataset, n_classes)
 
 
 def _floats(x: np.ndarray) -> torch.Tensor:

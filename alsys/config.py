@@ -1,7 +1,9 @@
 """One trial's configuration: frozen, validated, flattenable to MLflow params and back to JSON.
 
 A trial is one (strategy, dataset, budget, setting, seed, temperature, typ_ratio, D_clst, D_typ)
-experiment; every default below carries its source.
+experiment; every default below carries its source. Every field is checked when the config is
+built (``__post_init__``): a sweep builds each trial's config once, from its YAML, before
+anything starts, and later stages read the frozen configs without checking them again.
 """
 
 from __future__ import annotations
@@ -12,11 +14,56 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alsys.errors import InputError
+from alsys.stats import Configuration, effective_dims
 
 BUDGETS = ("tiny", "small")  # thesis 2.1.1: b = #classes, b = 5 x #classes
 SETTINGS = ("ssl", "fsl")  # thesis 5.3.1
 BUDGET_FACTOR = {"tiny": 1, "small": 5}
 SIMCLR_DIMENSIONS = (8, 16, 32, 64, 128, 256, 512)  # thesis chapter 4
+# Nested: one SimCLR training gives every D (its first d features); separate: one per D.
+EMBED_MODES = ("nested", "separate")
+# The networks alsys.embed.simclr.make_backbone builds (which makes a ResNet18 of any other name).
+FSL_BACKBONES = (
+    "small_cnn",
+    "small_cnn_fc",
+    "small_cnn32_fc",
+    "resnet18",
+    "resnet18_cifar",
+    "resnet34_cifar",
+)
+
+
+def check_count(name: str, value: Any, low: int = 1, optional: bool = False) -> None:
+    """An integer >= ``low`` (or None when ``optional``); the error names the field."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InputError(name, f"must be an integer >= {low}, got {value!r}")
+
+
+def check_real(name: str, value: Any, low: float = 0.0, below: float | None = None) -> None:
+    """A real number >= ``low`` (and < ``below``); the error names the field."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and value >= low
+    if not ok or (below is not None and value >= below):
+        upper = f" and < {below}" if below is not None else ""
+        raise InputError(name, f"must be a number >= {low}{upper}, got {value!r}")
+
+
+# (strategy class, parameters) already built once: a strategy's check is a pure function of
+# both, so a sweep of thousands of trials builds each parameter set once to validate it.
+_VALID_STRATEGIES: set[tuple[type, str]] = set()
+
+
+def check_strategy(name: str, params: dict[str, Any]) -> None:
+    """Builds strategy ``name`` with ``params`` (2 classes for a parameter that takes the
+    dataset's number) once per distinct parameter set: an unknown name or parameter, or a bad
+    value, is an InputError naming it."""
+    from alsys.strategies import get_strategy_class, make_strategy, with_n_classes
+
+    key = (get_strategy_class(name), json.dumps(params, sort_keys=True, default=repr))
+    if key not in _VALID_STRATEGIES:
+        make_strategy(name, **with_n_classes(name, params, 2))
+        _VALID_STRATEGIES.add(key)
 
 
 @dataclass(frozen=True)
@@ -32,6 +79,13 @@ class SSLClassifierConfig:
     # reference head has none, which makes BALD ~0 everywhere). 0 turns it off.
     dropout: float = 0.2
 
+    def __post_init__(self) -> None:
+        check_count("ssl.embedding_dim", self.embedding_dim)
+        check_count("ssl.steps", self.steps)
+        for name in ("lr", "momentum", "weight_decay"):
+            check_real(f"ssl.{name}", getattr(self, name))
+        check_real("ssl.dropout", self.dropout, below=1.0)
+
 
 @dataclass(frozen=True)
 class FSLClassifierConfig:
@@ -46,9 +100,34 @@ class FSLClassifierConfig:
     weight_decay: float = 3e-4  # Table A.1
     dropout: float = 0.2  # before the last layer, for MC-dropout strategies
 
+    def __post_init__(self) -> None:
+        if self.backbone is not None and self.backbone not in FSL_BACKBONES:
+            valid = ", ".join(FSL_BACKBONES)
+            raise InputError("fsl.backbone", f"must be one of {valid}; got {self.backbone!r}")
+        check_count("fsl.epochs", self.epochs, optional=True)
+        check_count("fsl.batch_size", self.batch_size, optional=True)
+        if self.lr is not None:
+            check_real("fsl.lr", self.lr)
+        check_real("fsl.momentum", self.momentum)
+        check_real("fsl.weight_decay", self.weight_decay)
+        check_real("fsl.dropout", self.dropout, below=1.0)
+        if not isinstance(self.nesterov, bool):
+            raise InputError("fsl.nesterov", f"must be true or false, got {self.nesterov!r}")
+
 
 @dataclass(frozen=True)
 class TrialConfig:
+    """One trial: everything that determines its selections and its numbers, frozen.
+
+    A trial runs ``episodes`` rounds of select, label, train and evaluate on ``dataset`` with
+    strategy ``strategy`` (its hyperparameters in ``strategy_params``), buying ``budget`` labels
+    a round, in the ``setting`` SSL (a linear head on SimCLR embeddings) or FSL (a network from
+    scratch on the images). Its randomness flows from ``seed`` (round r: ``[seed, r, stream]``);
+    its representation from ``embed_seed``. Clustering strategies select in ``space``, at the
+    SimCLR dimensions ``d_clst``/``d_typ`` there. :meth:`trial_id` is its identity and
+    :meth:`run_name` its readable name; :meth:`tracked_params` are its MLflow params.
+    """
+
     strategy: str
     dataset: str = "digits"
     budget: str = "tiny"
@@ -59,7 +138,7 @@ class TrialConfig:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     d_clst: int | None = None  # clustering space; None = the classifier's embedding dim
     d_typ: int | None = None  # typicality space; None = d_clst
-    embed_mode: str = "nested"
+    embed_mode: str = "nested"  # EMBED_MODES
     embed_epochs: int | None = None  # None = the dataset's SimCLR preset
     # One SimCLR model per dataset serves every active-learning seed (as in the thesis);
     # set it to vary the representation too.
@@ -74,11 +153,12 @@ class TrialConfig:
     fsl: FSLClassifierConfig = field(default_factory=FSLClassifierConfig)
 
     def __post_init__(self) -> None:
-        from alsys.data import dataset_loader
-        from alsys.strategies import make_strategy
+        from alsys.data import check_dataset_options
 
-        make_strategy(self.strategy, **self.strategy_kwargs(2))  # validates name and params
-        dataset_loader(self.dataset)
+        if not isinstance(self.strategy_params, dict):
+            raise InputError("strategy_params", "must be a mapping of parameter names to values")
+        check_strategy(self.strategy, self.strategy_params)
+        check_dataset_options(self.dataset, self.dataset_options)
         if self.budget not in BUDGETS:
             raise InputError("budget", f"must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
         if self.setting not in SETTINGS:
@@ -86,10 +166,21 @@ class TrialConfig:
         if self.setting == "fsl" and self.dataset == "embeddings":
             raise InputError("setting", "fsl trains on images; the embeddings dataset has none")
         for name in ("seed", "embed_seed", "episodes", "mc_passes"):
-            value = getattr(self, name)
-            low = 0 if name in ("seed", "embed_seed") else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InputError(name, f"must be an integer >= {low}, got {value!r}")
+            check_count(name, getattr(self, name), 0 if name in ("seed", "embed_seed") else 1)
+        check_count("embed_epochs", self.embed_epochs, optional=True)
+        check_count("hvae_epochs", self.hvae_epochs, optional=True)
+        if self.embed_mode not in EMBED_MODES:
+            modes = ", ".join(EMBED_MODES)
+            raise InputError("embed_mode", f"must be one of {modes}, got {self.embed_mode!r}")
+        if not isinstance(self.ssl, SSLClassifierConfig):
+            raise InputError("ssl", "must be a mapping of the SSL classifier's settings")
+        if not isinstance(self.fsl, FSLClassifierConfig):
+            raise InputError("fsl", "must be a mapping of the FSL classifier's settings")
+        self._check_space()
+
+    def _check_space(self) -> None:
+        """The selection space and the SimCLR dimensions; what needs the data itself (a pca:D
+        within the images, D of an embeddings dataset) is checked where it is loaded."""
         from alsys.spaces import parse_space
 
         space = parse_space(self.space)
@@ -103,23 +194,25 @@ class TrialConfig:
             raise InputError(
                 "space", f"{self.space} is computed from images; the embeddings dataset has none"
             )
-        if self.hvae_epochs is not None and (
-            isinstance(self.hvae_epochs, bool)
-            or not isinstance(self.hvae_epochs, int)
-            or self.hvae_epochs < 1
-        ):
-            raise InputError("hvae_epochs", f"must be an integer >= 1, got {self.hvae_epochs!r}")
+        dims = ", ".join(map(str, SIMCLR_DIMENSIONS))
         for name in ("d_clst", "d_typ"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InputError(name, f"must be a positive integer, got {value!r}")
+            if value is not None and value < 1:
                 raise InputError(name, f"must be a positive integer, got {value!r}")
             if (
                 value is not None
                 and self.dataset != "embeddings"
                 and value not in SIMCLR_DIMENSIONS
             ):
-                dims = ", ".join(map(str, SIMCLR_DIMENSIONS))
                 raise InputError(name, f"SimCLR embeddings come in {dims}; not {value}")
+        # The classifier's D, and D_clst/D_typ when those are not given.
+        if self.dataset != "embeddings" and self.ssl.embedding_dim not in SIMCLR_DIMENSIONS:
+            raise InputError(
+                "ssl.embedding_dim",
+                f"SimCLR embeddings come in {dims}; not {self.ssl.embedding_dim}",
+            )
 
     def strategy_kwargs(self, n_classes: int) -> dict[str, Any]:
         """The strategy's parameters as given; the parameter it declares for the number of
@@ -156,11 +249,11 @@ class TrialConfig:
 
     @property
     def clustering_dim(self) -> int:
-        return self.d_clst or self.ssl.embedding_dim
+        return effective_dims(self.d_clst, self.d_typ, self.ssl.embedding_dim)[0]
 
     @property
     def typicality_dim(self) -> int:
-        return self.d_typ or self.clustering_dim
+        return effective_dims(self.d_clst, self.d_typ, self.ssl.embedding_dim)[1]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -170,10 +263,17 @@ class TrialConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
+        """The config of ``to_dict``'s output, validated again (it is input)."""
         data = dict(data)
-        data["ssl"] = SSLClassifierConfig(**data.get("ssl", {}))
-        data["fsl"] = FSLClassifierConfig(**data.get("fsl", {}))
-        return cls(**data)
+        for name, kind in (("ssl", SSLClassifierConfig), ("fsl", FSLClassifierConfig)):
+            try:
+                data[name] = kind(**data.get(name, {}))
+            except TypeError as error:  # an unknown key
+                raise InputError(name, str(error)) from None
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise InputError("config", str(error)) from None
 
     def flatten(self) -> dict[str, Any]:
         """``{"ssl.lr": 0.5, "strategy_params.temperature": 1.0, ...}`` for MLflow params."""
@@ -190,20 +290,14 @@ class TrialConfig:
         return flat
 
     def run_name(self) -> str:
-        """Readable: ``supclust-digits-tiny-ssl-s0-c32-t64``, plus the parameters the strategy
-        declares as part of every name (``Inputs.name_params``)."""
-        name = f"{self.strategy}-{self.dataset}-{self.budget}-{self.setting}-s{self.seed}"
-        if self.d_clst or self.d_typ:
-            name += f"-c{self.clustering_dim}-t{self.typicality_dim}"
-        if self.space != "simclr":
-            name += "-" + self.space.replace(":", "-")
-        from alsys.strategies import get_inputs
+        """Readable and unique in a sweep: ``supclust-digits-tiny-ssl-s0-c32-t64``, plus the
+        parameters the strategy declares as part of every name (``Inputs.name_params``) and those
+        set to other values than the defaults (:meth:`alsys.stats.Configuration.name`)."""
+        return self.configuration().name(self.seed)
 
-        spelled = get_inputs(self.strategy).name_params
-        if spelled:
-            params = self.effective_params()
-            name += "-" + params_label({k: params[k] for k in spelled}, joiner="-", equals="")
-        return name
+    def configuration(self) -> Configuration:
+        """The trials a mean over seeds is taken over: this one's, but for the seed."""
+        return Configuration.of(self)
 
     def score_source(self) -> tuple[str, int] | None:
         """The HVAE and k whose LLR^{>k} scores the strategy reads, if it reads scores."""
@@ -228,13 +322,3 @@ class TrialConfig:
         if scores is not None:
             models.append(scores[0])
         return sorted(set(models))
-
-
-def params_label(params: dict[str, Any], joiner: str = " ", equals: str = "=") -> str:
-    """Strategy parameters in a name or a table: ``temperature=0.5 typ_ratio=0.1``; none is
-    ``default``."""
-    if not params:
-        return "default"
-    return joiner.join(
-        f"{k}{equals}{f'{v:.4g}' if isinstance(v, float) else v}" for k, v in sorted(params.items())
-    )

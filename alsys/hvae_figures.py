@@ -56,7 +56,8 @@ def hvae_figures(
     """Writes the figures for each HVAE in ``models`` (training any that is not in the store
     yet) and returns their paths."""
     from alsys.data import load_dataset
-    from alsys.embed.hvae import hvae_embeddings, hvae_outputs, load_network, prepare_inputs
+    from alsys.embed.hvae import hvae_outputs, prepare_inputs
+    from alsys.embed.hvae_store import hvae_embeddings, load_network
     from alsys.plots import _pyplot, llr_histogram, tsne_scatter
 
     out = Path(out_dir)
@@ -123,20 +124,9 @@ def hvae_figures(
 
 def _test_embeddings(data: Any, store: Any, simclr: dict[str, Any] | None, dim: int) -> np.ndarray:
     """The unit-length test embeddings an ``hvae-emb`` model reads (from the store)."""
-    from alsys.embed import DIMENSIONS, simclr_embeddings
+    from alsys.embed.hvae_store import simclr_source
     from alsys.spaces import unit_rows as _unit
 
     if data.test_features is not None:
         return _unit(data.test_features)
-    simclr = dict(simclr or {})
-    mode = simclr.get("mode", "nested")
-    by_dim = simclr_embeddings(
-        data.name,
-        list(DIMENSIONS) if mode == "nested" else [dim],
-        mode=mode,
-        seed=int(simclr.get("seed", 0)),
-        epochs=simclr.get("epochs"),
-        store=store,
-        show_progress=False,
-    )
-    return _unit(by_dim[dim].test)
+    return _unit(simclr_source(data.name, dim, dict(simclr or {}), store, {}, False).test)

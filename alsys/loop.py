@@ -4,6 +4,10 @@ This is the one place where classifier, strategy and labels meet. Strategies see
 pool's features and the model's outputs; the loop reveals labels, checks every selection, and
 records for each label the round in which it was bought.
 
+The model is given to the loop (:class:`alsys.pool.Model`): the loop fits it on the labeled
+rows each round and hands its outputs to the strategy, as the strategy's class declares
+(:func:`alsys.pool.pool_for`). The strategy is built once per trial, here.
+
 Randomness: round r of a trial with seed s draws its selection from
 ``default_rng([s, r, 0])`` and trains its classifier with seed derived from ``[s, r, 1]``. A
 trial resumed at round r therefore continues exactly as an uninterrupted one would.
@@ -20,14 +24,18 @@ import numpy as np
 
 from alsys.config import TrialConfig
 from alsys.data import Dataset, load_dataset
+from alsys.errors import InputError, PoolExhausted
+from alsys.pool import Model, pool_for
 from alsys.results import RoundResult, TrialState
 from alsys.spaces import unit_rows as _unit
-from alsys.strategies import Inputs, Pool, get_inputs, make_strategy, validate_selection
+from alsys.strategies import Pool, get_inputs, make_strategy, validate_selection
 
 __all__ = [
     "RoundResult",
     "TrialData",
     "TrialState",
+    "build_data",
+    "check_data",
     "prepare_data",
     "recall_per_class",
     "rounds",
@@ -52,23 +60,23 @@ class TrialData:
     scores: np.ndarray | None = None  # (n,) LLR^{>k} for ood_llr
 
 
-def prepare_data(
-    config: TrialConfig,
-    store: Any = None,
-    show_progress: bool = False,
-    dataset: Dataset | None = None,
-) -> TrialData:
-    """Loads the dataset (unless given) and the embeddings the trial needs (from the store,
-    computed once). Equal spaces share one array, so they travel and sit in memory once."""
-    from alsys.errors import InputError
-    from alsys.spaces import baseline_features, parse_space
+def check_data(config: TrialConfig, dataset: Dataset) -> None:
+    """What of the config only its dataset can say: the pool holds enough points for every
+    round, the D of an embeddings dataset, a baseline space within its images. Checked where
+    the dataset is loaded: by :func:`prepare_data`, and a sweep before anything starts."""
+    from alsys.spaces import check_baseline, parse_space
 
-    if dataset is None:
-        dataset = load_dataset(config.dataset, **config.dataset_options)
+    budget = config.budget_size(dataset.n_classes)
+    if config.episodes * budget > dataset.n_train:
+        raise PoolExhausted(
+            "episodes",
+            f"{config.episodes} rounds of {budget} labels need {config.episodes * budget} "
+            f"pool points; {dataset.name} has {dataset.n_train}",
+        )
     space = parse_space(config.space)
-    # Model-free and cheap, so computed first: a pca:D the images cannot give fails at once.
-    baseline = _unit(baseline_features(space, dataset)) if space.is_baseline else None
-    if dataset.train_features is not None and dataset.test_features is not None:
+    if space.is_baseline:
+        check_baseline(space, dataset)
+    if dataset.train_features is not None:
         native = dataset.train_features.shape[1]
         for name in ("d_clst", "d_typ"):
             value = getattr(config, name)
@@ -77,9 +85,36 @@ def prepare_data(
                     name,
                     f"the embeddings dataset holds {native}-D features; it cannot give {value}",
                 )
-        train, test = dataset.train_features, dataset.test_features
-        unit_train = _unit(train)
-        data = TrialData(dataset, unit_train, _unit(test), unit_train, unit_train)
+
+
+def prepare_data(
+    config: TrialConfig,
+    store: Any = None,
+    show_progress: bool = False,
+    dataset: Dataset | None = None,
+) -> TrialData:
+    """Loads the dataset (unless given), checks the config against it (:func:`check_data`) and
+    reads the embeddings the trial needs (:func:`build_data`)."""
+    if dataset is None:
+        dataset = load_dataset(config.dataset, **config.dataset_options)
+    check_data(config, dataset)
+    return build_data(config, dataset, store, show_progress)
+
+
+def build_data(
+    config: TrialConfig, dataset: Dataset, store: Any = None, show_progress: bool = False
+) -> TrialData:
+    """The embeddings a trial reads, of a dataset :func:`check_data` has passed (from the store,
+    computed once). Rows are normalised here, where they enter; equal spaces share one array,
+    so they travel and sit in memory once."""
+    from alsys.spaces import baseline_features, parse_space
+
+    space = parse_space(config.space)
+    baseline = _unit(baseline_features(space, dataset), "space") if space.is_baseline else None
+    if dataset.train_features is not None and dataset.test_features is not None:
+        unit_train = _unit(dataset.train_features, "train_features")
+        test = _unit(dataset.test_features, "test_features")
+        data = TrialData(dataset, unit_train, test, unit_train, unit_train)
         return _with_hvae(config, data, store, show_progress)
     from alsys.embed import DIMENSIONS, simclr_embeddings
 
@@ -89,12 +124,6 @@ def prepare_data(
     if not wanted:  # FSL selecting outside SimCLR: no SimCLR needed here
         rows = _EMPTY if baseline is None else baseline
         return _with_hvae(config, TrialData(dataset, None, None, rows, rows), store, show_progress)
-    bad = sorted(d for d in wanted if d not in DIMENSIONS)
-    if bad:
-        raise InputError(
-            "d_clst" if bad[0] == config.clustering_dim else "d_typ",
-            f"SimCLR embeddings come in {', '.join(map(str, DIMENSIONS))}; not {bad[0]}",
-        )
     # One nested training yields every dimension, so every trial of a dataset shares it.
     dims = list(DIMENSIONS) if config.embed_mode == "nested" else sorted(wanted)
     by_dim = simclr_embeddings(
@@ -107,13 +136,13 @@ def prepare_data(
         dataset_options=config.dataset_options,
         show_progress=show_progress,
     )
-    unit = {d: _unit(by_dim[d].train) for d in wanted}
+    unit = {d: _unit(by_dim[d].train, "embeddings") for d in wanted}
     ssl = config.setting == "ssl"
     any_space = unit[min(wanted)]
     data = TrialData(
         dataset,
         unit[config.ssl.embedding_dim] if ssl else None,
-        _unit(by_dim[config.ssl.embedding_dim].test) if ssl else None,
+        _unit(by_dim[config.ssl.embedding_dim].test, "embeddings") if ssl else None,
         unit.get(config.clustering_dim, any_space) if baseline is None else baseline,
         unit.get(config.typicality_dim, any_space) if baseline is None else baseline,
     )
@@ -128,7 +157,7 @@ def _with_hvae(config: TrialConfig, data: TrialData, store: Any, show_progress: 
     typicality space, and ood_llr's LLR^{>k} scores (each HVAE trained once, in the store)."""
     if not config.hvae_models:
         return data
-    from alsys.embed.hvae import hvae_embeddings, space_features
+    from alsys.embed.hvae_store import hvae_embeddings, space_features
     from alsys.spaces import parse_space
 
     def entry(model: str) -> dict[str, np.ndarray]:
@@ -151,7 +180,7 @@ def _with_hvae(config: TrialConfig, data: TrialData, store: Any, show_progress: 
     clst, scores = data.clst, None
     space = parse_space(config.space)
     if space.is_hvae:
-        clst = _unit(space_features(entry(str(space.model)), space))
+        clst = _unit(space_features(entry(str(space.model)), space), "space")
     source = config.score_source()
     if source is not None:
         model, k = source
@@ -172,51 +201,59 @@ def round_seed(seed: int, round_index: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, round_index, stream])
 
 
-def make_classifier(config: TrialConfig, n_classes: int) -> Any:
-    from alsys.classifiers import FSLClassifier, SSLClassifier
-
-    if config.setting == "ssl":
-        return SSLClassifier(config.ssl, n_classes)
-    return FSLClassifier(config.fsl, config.dataset, n_classes)
-
-
 def run_trial(
     config: TrialConfig,
     data: TrialData,
     state: TrialState | None = None,
     on_round: Callable[[RoundResult, TrialState], None] | None = None,
+    model: Model | None = None,
 ) -> TrialState:
-    """Runs the rounds not yet in ``state`` (all of them for a fresh trial)."""
+    """Runs the rounds not yet in ``state`` (all of them for a fresh trial), with ``model``
+    (default: the config's classifier, :func:`alsys.classifiers.model_for`)."""
     if state is None:
         state = TrialState(np.full(data.dataset.n_train, -1, dtype=np.int64))
-    for result in rounds(config, data, state):
+    if model is None:
+        from alsys.classifiers import model_for
+
+        model = model_for(config, data.dataset.n_classes)
+    for result in rounds(config, data, state, model):
         if on_round is not None:
             on_round(result, state)
     return state
 
 
-def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[RoundResult]:
+def rounds(
+    config: TrialConfig, data: TrialData, state: TrialState, model: Model
+) -> Iterator[RoundResult]:
     """Runs the rounds not yet in ``state``, appending each to it, and yields each as it
-    ends: the caller (a tracker, Tune) acts between rounds without the loop calling it."""
+    ends: the caller (a tracker, Tune) acts between rounds without the loop calling it.
+
+    ``model`` is fitted on the labeled rows after every selection (and, when resuming, first
+    on the labels of the rounds done); the strategy is built here, once.
+    """
     dataset = data.dataset
     n_classes = dataset.n_classes
     budget = config.budget_size(n_classes)
     strategy = make_strategy(config.strategy, **config.strategy_kwargs(n_classes))
-    inputs = get_inputs(config.strategy)
     ssl = config.setting == "ssl"
     pool_inputs = data.features_train if ssl else dataset.train_images
     test_inputs = data.features_test if ssl else dataset.test_images
     assert pool_inputs is not None and test_inputs is not None
     n = dataset.n_train
-    classifier = None
+    fitted = False
     for round_index in range(len(state.rounds), config.episodes):
         labeled = state.labeled_mask
-        if classifier is None and state.rounds:
+        if not fitted and state.rounds:
             # Resuming: retrain the previous round's model, which is deterministic.
-            classifier = _train(config, n_classes, pool_inputs, dataset, labeled, round_index - 1)
+            _fit(config, model, pool_inputs, dataset, labeled, round_index - 1)
+            fitted = True
         if labeled.sum() + budget > n:
-            raise ValueError(f"round {round_index + 1} needs {budget} more points; pool exhausted")
-        pool = _strategy_pool(config, inputs, data, classifier, pool_inputs, labeled)
+            raise PoolExhausted(
+                "episodes",
+                f"round {round_index + 1} needs {budget} more points; "
+                f"{n - int(labeled.sum())} are unlabeled",
+            )
+        pool = _strategy_pool(config, data, model if fitted else None, pool_inputs, labeled)
         start = time.perf_counter()
         selection = strategy.select(pool, labeled, budget, round_seed(config.seed, round_index, 0))
         selection_seconds = time.perf_counter() - start
@@ -224,9 +261,10 @@ def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[
         state.bought_round[chosen] = round_index + 1
         labeled = state.labeled_mask
         start = time.perf_counter()
-        classifier = _train(config, n_classes, pool_inputs, dataset, labeled, round_index)
+        _fit(config, model, pool_inputs, dataset, labeled, round_index)
+        fitted = True
         training_seconds = time.perf_counter() - start
-        predicted = classifier.predict_proba(test_inputs).argmax(axis=1)
+        predicted = model.predict_proba(test_inputs).argmax(axis=1)
         recall = recall_per_class(dataset.test_labels, predicted, n_classes)
         result = RoundResult(
             round=round_index + 1,
@@ -250,48 +288,39 @@ def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[
         yield result
 
 
-def _train(
+def _fit(
     config: TrialConfig,
-    n_classes: int,
+    model: Model,
     inputs: np.ndarray,
     dataset: Dataset,
     labeled: np.ndarray,
     round_index: int,
-) -> Any:
+) -> None:
     seed = int(round_seed(config.seed, round_index, 1).integers(2**31 - 1))
-    classifier = make_classifier(config, n_classes)
-    return classifier.fit(inputs[labeled], dataset.train_labels[labeled], seed)
+    model.fit(inputs[labeled], dataset.train_labels[labeled], seed)
 
 
 def _strategy_pool(
     config: TrialConfig,
-    inputs: Inputs,
     data: TrialData,
-    classifier: Any,
+    model: Model | None,
     pool_inputs: np.ndarray,
     labeled: np.ndarray,
 ) -> Pool:
-    """What the strategy may see, as its class declares: its features or its selection space,
-    the model's outputs once a model exists, and the classes of the labeled points."""
-    fields: dict[str, Any] = {}
-    if inputs.features:
-        # The embeddings in SSL, the classifier's penultimate features in FSL (the SimCLR
-        # embeddings before the first model, which has no features yet).
-        if classifier is not None:
-            fields["embeddings"] = classifier.features(pool_inputs)
-        else:
-            features = data.features_train if data.features_train is not None else data.clst
-            fields["embeddings"] = features
-    elif inputs.space:
-        typ = None if config.typicality_dim == config.clustering_dim else data.typ
-        fields.update(embeddings=data.clst, typ_embeddings=typ, scores=data.scores)
-    model_based = inputs.probs or inputs.mc_samples
-    if classifier is not None and inputs.mc_samples:
-        fields["mc_probs"] = classifier.mc_proba(pool_inputs, config.mc_passes)
-    elif classifier is not None and inputs.probs:
-        fields["probs"] = classifier.predict_proba(pool_inputs)
-    elif "embeddings" not in fields and (classifier is None or not model_based):
-        fields["embeddings"] = data.clst  # cold start: model-based strategies draw at random
-    if inputs.labels:
-        fields["labels"] = np.where(labeled, data.dataset.train_labels, -1).astype(np.int64)
-    return Pool(**fields)
+    """What the strategy may see, as its class declares: its selection space (or, for those
+    reading the model's features, the SSL embeddings before a model exists), the model's
+    outputs once a model exists, and the classes of the labeled points."""
+    inputs = get_inputs(config.strategy)
+    return pool_for(
+        inputs,
+        space=data.clst,
+        typ_space=None if config.typicality_dim == config.clustering_dim else data.typ,
+        scores=data.scores,
+        cold_features=data.features_train,
+        model=model,
+        model_inputs=pool_inputs,
+        mc_passes=config.mc_passes,
+        labels=np.where(labeled, data.dataset.train_labels, -1).astype(np.int64)
+        if inputs.labels
+        else None,
+    )

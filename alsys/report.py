@@ -51,14 +51,15 @@ def _template_dir() -> Path:
 def _scatter_rank(strategy: str) -> int:
     """Which runs show the typicality vs SUP figure best: SUPClust's kind (it records SUP),
     then the other clustering strategies (typicality only), then the rest."""
-    from alsys.strategies import SUPClust, get_strategy_class
+    from alsys.strategies import get_strategy_class
     from alsys.strategies.clustering import ClusterStrategy
+    from alsys.strategies.supclust import SUPScore
 
     try:
         cls = get_strategy_class(strategy)
     except InputError:
         return 3
-    return 0 if issubclass(cls, SUPClust) else 1 if issubclass(cls, ClusterStrategy) else 2
+    return 0 if issubclass(cls, SUPScore) else 1 if issubclass(cls, ClusterStrategy) else 2
 
 
 def chosen_run(

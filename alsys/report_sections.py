@@ -5,7 +5,6 @@ page)."""
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from alsys.stats import (
+    Configuration,
+    configuration_of_params,
+    effective_dims,
+    param_value,
+    seeds_text,
+    sem,
+)
 from alsys.strategies import ABLATION, DIM_STRATEGIES, RANDOM, TYPICLUST
 
 ALPHA = 0.05
@@ -27,51 +34,64 @@ def _pyplot() -> Any:
     return plt
 
 
-def _value(raw: str | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
 def trial_frame(runs: list[dict[str, Any]]) -> Any:
     """A pandas frame, one row per (trial run, round), with effective D_clst/D_typ.
 
-    A trial that selects outside SimCLR is its own line everywhere: its ``strategy`` carries
-    the space, as in ``typiclust [pca:32]`` (``space`` holds the name alone).
+    ``strategy`` is the run's configuration as :meth:`alsys.stats.Configuration.describe`
+    writes it without its D pair: a trial that selects outside SimCLR, or with other parameters
+    than the defaults, is its own line everywhere (``typiclust [pca:32]``, ``supclust
+    temperature=0.25``); ``kind`` is the strategy's name alone. The trials of a search's
+    candidates are left out: the Optuna section shows the search.
     """
     import pandas as pd
 
+    from alsys.config import SSLClassifierConfig
+    from alsys.tracking import CANDIDATE_TAG, CONFIGURATION_TAG
+
+    searched = {r["run_id"] for r in runs if CANDIDATE_TAG in r.get("tags", {})}
     rows = []
     for run in runs:
         params = run["params"]
-        if "strategy" not in params:  # the sweep's parent run, or a tuning candidate
-            continue
-        d_clst = _value(params.get("d_clst")) or _value(params.get("ssl.embedding_dim")) or 512
-        d_typ = _value(params.get("d_typ")) or d_clst
+        if "strategy" not in params or run.get("parent") in searched:
+            continue  # the sweep's parent run, a candidate, or a candidate's trial
+        tagged = run.get("tags", {}).get(CONFIGURATION_TAG)
+        key = Configuration.from_json(tagged) if tagged else configuration_of_params(params)
+        embedding = (
+            param_value(params.get("ssl.embedding_dim")) or SSLClassifierConfig().embedding_dim
+        )
+        dims = effective_dims(
+            param_value(params.get("d_clst")), param_value(params.get("d_typ")), embedding
+        )
         labels = dict(run["history"].get("n_labeled", []))
-        space = params.get("space") or "simclr"
-        strategy = params["strategy"] if space == "simclr" else f"{params['strategy']} [{space}]"
         for step, value in run["history"].get("balanced_accuracy", []):
             rows.append(
                 {
                     "run_id": run["run_id"],
-                    "strategy": strategy,
-                    "space": space,
-                    "dataset": params.get("dataset"),
-                    "budget": params.get("budget"),
-                    "setting": params.get("setting"),
-                    "seed": _value(params.get("seed")),
-                    "d_clst": int(d_clst),
-                    "d_typ": int(d_typ),
+                    "strategy": key.describe(dims=False),
+                    "kind": key.strategy,
+                    "space": key.space,
+                    "dataset": key.dataset,
+                    "budget": key.budget,
+                    "setting": key.setting,
+                    "seed": param_value(params.get("seed")),
+                    "d_clst": int(dims[0]),
+                    "d_typ": int(dims[1]),
                     "round": int(step),
                     "n_labeled": labels.get(step, math.nan),
                     "balanced_accuracy": value,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def over_seeds(frame: Any) -> str:
+    """``over 3 seeds`` (or ``2-10 seeds``) for a caption; one seed has no standard error."""
+    counts = sorted(set(frame.groupby(["strategy", "dataset", "budget", "setting"]).seed.nunique()))
+    if counts == [1]:
+        return f"over {seeds_text(1)} (no standard error)"
+    return (
+        f"over {seeds_text(counts[0]) if len(counts) == 1 else f'{counts[0]}-{counts[-1]} seeds'}"
+    )
 
 
 @dataclass
@@ -92,11 +112,6 @@ class Report:
         fig.savefig(self.out / name, dpi=110, bbox_inches="tight")
         _pyplot().close(fig)
         return name
-
-
-def _sem(values: Any) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def _largest_dims(frame: Any) -> Any:
@@ -126,12 +141,12 @@ def learning_curves(report: Report, frame: Any) -> Section:
         for (strategy, setting), group in here.groupby(["strategy", "setting"]):
             per_round = group.groupby("round")
             mean = per_round.balanced_accuracy.mean()
-            sem = per_round.balanced_accuracy.agg(_sem)
+            error = per_round.balanced_accuracy.agg(sem)
             x = per_round.n_labeled.mean().to_numpy()
             colour = cmap(strategies.index(strategy) % cmap.N)
             style = "-" if setting == "ssl" else "--"
             ax.plot(x, mean, style, marker="o", ms=3, color=colour, label=f"{strategy} ({setting})")
-            ax.fill_between(x, mean - sem, mean + sem, color=colour, alpha=0.15)
+            ax.fill_between(x, mean - error, mean + error, color=colour, alpha=0.15)
         ax.set_title(f"{dataset}, {budget} budget")
         ax.set_xlabel("number of labels")
         ax.set_ylabel("balanced accuracy")
@@ -142,7 +157,8 @@ def learning_curves(report: Report, frame: Any) -> Section:
     section.images.append(
         (
             name,
-            "Mean ± standard error over seeds; SSL solid, FSL dashed. Strategies run at several "
+            f"Mean ± standard error {over_seeds(data)}; SSL solid, FSL dashed. Strategies run at "
+            "several "
             "dimensions are drawn at their largest: "
             + ", ".join(f"{s} {r.d_clst}/{r.d_typ}" for s, r in varied.iterrows()),
         )
@@ -210,18 +226,63 @@ def _beside(
 
 
 def dim_heatmaps(report: Report, frame: Any) -> Section:
+    """The D_clst x D_typ heatmaps per round, then their difference to TypiClust at the largest
+    D pair present (chapter 4), each with the chapter's baselines beside it."""
     section = Section("D_clst x D_typ")
-    data = frame[frame.strategy.isin(DIM_STRATEGIES)] if not frame.empty else frame
+    data = (
+        frame[frame.kind.isin(DIM_STRATEGIES) & (frame.space == "simclr")] if len(frame) else frame
+    )
     if data.empty or (data.d_clst.nunique() < 2 and data.d_typ.nunique() < 2):
         section.text = (
             "This experiment does not vary D_clst or D_typ (run sweeps/dim_grid.py for this study)."
         )
         return section
+    baselines = _dim_baselines(frame, data)
+    labels = [label for label, _ in baselines]
+    named = " and ".join(label.replace("\n", " at ") for label in labels)
+    beside_note = (
+        f"; beside each grid, on its colour scale, the baselines: {named}." if labels else "."
+    )
+    section.images.append(
+        (
+            _heatmaps_per_round(report, data, baselines),
+            "Mean balanced accuracy over seeds per round" + beside_note,
+        )
+    )
+    reference = data[(data.strategy == TYPICLUST)]
+    if reference.empty:
+        section.text = "No TypiClust runs: the difference to TypiClust cannot be drawn."
+        return section
+    top = (int(reference.d_clst.max()), int(reference.d_typ.max()))
+    note = "" if top == (512, 512) else " (512/512 is not in this experiment: its largest)"
+    section.images.append(
+        (
+            _difference_to_typiclust(report, data, reference, top, baselines),
+            f"Mean balanced accuracy over rounds and seeds minus TypiClust at "
+            f"{top[0]}/{top[1]}{note}: blue is better than that TypiClust" + beside_note,
+        )
+    )
+    return section
+
+
+def _dim_grid(rows: Any, clst: list[int], typ: list[int]) -> Any:
+    """Mean balanced accuracy per (D_clst, D_typ) of ``rows``, every pair of the axes present."""
+    grid = rows.pivot_table(
+        index="d_clst", columns="d_typ", values="balanced_accuracy", aggfunc="mean"
+    )
+    return grid.reindex(index=clst, columns=typ).to_numpy()
+
+
+def _axes_ticks(ax: Any, clst: list[int], typ: list[int]) -> None:
+    ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
+    ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
+
+
+def _heatmaps_per_round(report: Report, data: Any, baselines: list[tuple[str, Any]]) -> str:
     plt = _pyplot()
     strategies = sorted(data.strategy.unique())
     rounds = sorted(data["round"].unique())
     clst, typ = sorted(data.d_clst.unique()), sorted(data.d_typ.unique())
-    baselines = _dim_baselines(frame, data)
     labels = [label for label, _ in baselines]
     wide = 0.8 if baselines else 0.0  # room for the baselines' column
     fig, axes = plt.subplots(
@@ -232,16 +293,12 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
     )
     for i, strategy in enumerate(strategies):
         for j, r in enumerate(rounds):
-            cell = data[(data.strategy == strategy) & (data["round"] == r)]
-            grid = cell.pivot_table(
-                index="d_clst", columns="d_typ", values="balanced_accuracy", aggfunc="mean"
-            ).reindex(index=clst, columns=typ)
+            grid = _dim_grid(data[(data.strategy == strategy) & (data["round"] == r)], clst, typ)
             beside = [rows[rows["round"] == r].balanced_accuracy.mean() for _, rows in baselines]
             ax = axes[i][j]
-            image = ax.imshow(grid.to_numpy(), cmap="viridis", origin="lower")
-            _annotate(ax, image, grid.to_numpy(), "{:.2f}")
-            ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
-            ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
+            image = ax.imshow(grid, cmap="viridis", origin="lower")
+            _annotate(ax, image, grid, "{:.2f}")
+            _axes_ticks(ax, clst, typ)
             ax.set_title(f"{strategy}, round {r}", fontsize=8)
             if j == 0:
                 ax.set_ylabel("D_clst")
@@ -249,19 +306,21 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
                 ax.set_xlabel("D_typ")
             _beside(fig, ax, image, labels, beside, "{:.2f}")
     fig.tight_layout()
-    named = " and ".join(label.replace("\n", " at ") for label in labels)
-    beside_note = f"; beside each grid, on its colour scale, the baselines: {named}."
-    section.images.append(
-        (
-            report.figure(fig, "dims_per_round.png"),
-            "Mean balanced accuracy over seeds per round" + (beside_note if labels else "."),
-        )
-    )
-    reference = data[(data.strategy == TYPICLUST)]
-    if reference.empty:
-        section.text = "No TypiClust runs: the difference to TypiClust cannot be drawn."
-        return section
-    top = (int(reference.d_clst.max()), int(reference.d_typ.max()))
+    return report.figure(fig, "dims_per_round.png")
+
+
+def _difference_to_typiclust(
+    report: Report,
+    data: Any,
+    reference: Any,
+    top: tuple[int, int],
+    baselines: list[tuple[str, Any]],
+) -> str:
+    plt = _pyplot()
+    strategies = sorted(data.strategy.unique())
+    clst, typ = sorted(data.d_clst.unique()), sorted(data.d_typ.unique())
+    labels = [label for label, _ in baselines]
+    wide = 0.8 if baselines else 0.0
     base = reference[(reference.d_clst == top[0]) & (reference.d_typ == top[1])]
     base_auc = base.balanced_accuracy.mean()
     beside = [rows.balanced_accuracy.mean() - base_auc for _, rows in baselines]
@@ -269,42 +328,31 @@ def dim_heatmaps(report: Report, frame: Any) -> Section:
         1, len(strategies), figsize=((4.4 + wide) * len(strategies), 3.4), squeeze=False
     )
     for ax, strategy in zip(axes[0], strategies, strict=True):
-        cell = data[data.strategy == strategy]
-        grid = cell.pivot_table(
-            index="d_clst", columns="d_typ", values="balanced_accuracy", aggfunc="mean"
-        ).reindex(index=clst, columns=typ)
-        diff = grid.to_numpy() - base_auc
+        diff = _dim_grid(data[data.strategy == strategy], clst, typ) - base_auc
         bound = float(np.nanmax(np.abs(diff))) or 1e-3
         image = ax.imshow(diff, cmap="RdBu", vmin=-bound, vmax=bound, origin="lower")
         _annotate(ax, image, diff, "{:+.3f}")
-        ax.set_xticks(range(len(typ)), [str(t) for t in typ], fontsize=6)
-        ax.set_yticks(range(len(clst)), [str(c) for c in clst], fontsize=6)
+        _axes_ticks(ax, clst, typ)
         ax.set_title(strategy, fontsize=8)
         ax.set_xlabel("D_typ")
         ax.set_ylabel("D_clst")
         _beside(fig, ax, image, labels, beside, "{:+.3f}")
     fig.tight_layout()
-    note = "" if top == (512, 512) else " (512/512 is not in this experiment: its largest)"
-    section.images.append(
-        (
-            report.figure(fig, "dims_vs_typiclust.png"),
-            f"Mean balanced accuracy over rounds and seeds minus TypiClust at "
-            f"{top[0]}/{top[1]}{note}: blue is better than that TypiClust"
-            + (beside_note if labels else "."),
-        )
-    )
-    return section
+    return report.figure(fig, "dims_vs_typiclust.png")
 
 
 def auc_frame(frame: Any) -> Any:
     """Area under the learning curve (mean balanced accuracy over rounds) per run."""
+    from alsys.stats import auc
+
     keys = ["run_id", "strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ"]
-    return frame.groupby(keys, as_index=False).balanced_accuracy.mean()
+    return frame.groupby(keys, as_index=False).balanced_accuracy.agg(auc)
 
 
 def ablation(report: Report, frame: Any) -> Section:
     section = Section("Ablation")
-    present = sorted(set(frame.strategy) & set(ABLATION)) if not frame.empty else []
+    kept = frame[frame.kind.isin(ABLATION) & (frame.space == "simclr")] if len(frame) else frame
+    present = sorted(set(kept.strategy)) if len(kept) else []
     if len(present) < 2:
         section.text = (
             "Needs at least two of SUPClust, its two ablations and TypiClust (run "
@@ -312,19 +360,20 @@ def ablation(report: Report, frame: Any) -> Section:
         )
         return section
     plt = _pyplot()
-    auc = auc_frame(_largest_dims(frame[frame.strategy.isin(present)]))
+    auc = auc_frame(_largest_dims(kept))
     groups = sorted(auc.groupby(["dataset", "budget", "setting"]).groups)
     fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
     for ax, key in zip(axes[0], groups, strict=True):
         here = auc[(auc.dataset == key[0]) & (auc.budget == key[1]) & (auc.setting == key[2])]
-        stats = here.groupby("strategy").balanced_accuracy.agg(["mean", _sem]).reindex(present)
-        ax.bar(range(len(present)), stats["mean"], yerr=stats["_sem"], capsize=4, color="C0")
+        stats = here.groupby("strategy").balanced_accuracy.agg(["mean", sem]).reindex(present)
+        ax.bar(range(len(present)), stats["mean"], yerr=stats["sem"], capsize=4, color="C0")
         ax.set_xticks(range(len(present)), present, rotation=30, ha="right", fontsize=7)
-        low = float(np.nanmin(stats["mean"] - stats["_sem"]))
+        low = float(np.nanmin(stats["mean"] - stats["sem"].fillna(0.0)))
         ax.set_ylim(max(0.0, low - 0.05), None)
         ax.set_ylabel("area under the learning curve")
         ax.set_title(" / ".join(key), fontsize=9)
-    section.images.append((report.figure(fig, "ablation.png"), "Mean ± standard error over seeds."))
+    caption = f"Mean ± standard error {over_seeds(kept)}."
+    section.images.append((report.figure(fig, "ablation.png"), caption))
     return section
 
 

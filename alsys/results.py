@@ -13,6 +13,25 @@ import numpy as np
 
 @dataclass
 class RoundResult:
+    """One round of a trial, as the loop measured it after training on the labels bought.
+
+    Attributes:
+        round: 1-based index of the round.
+        n_labeled: labels bought so far, this round's included.
+        accuracy, balanced_accuracy: on the test split; balanced accuracy is the mean of the
+            per-class recalls over the classes present in the test split (eq. 5.3), the
+            headline metric of every table and figure.
+        per_class_recall: (classes,) TP_c / (TP_c + FN_c); NaN for a class absent from the
+            test split.
+        class_histogram: (classes,) labels bought per class so far.
+        selected, selected_labels: this round's picks (pool rows, in the order chosen) and
+            their true classes, revealed after the selection.
+        selection_seconds, training_seconds: wall time of the selection and of the training.
+        random_fallback: the strategy drew at random (a model-based one before any model).
+        notes, strategy_metrics, record: the selection's notes, scalar diagnostics and record
+            of what it saw (:class:`alsys.strategies.Selection`).
+    """
+
     round: int
     n_labeled: int
     accuracy: float
@@ -51,7 +70,13 @@ class RoundResult:
 
 @dataclass
 class TrialState:
-    """What a checkpoint needs: the labels bought so far and the results of finished rounds."""
+    """What a checkpoint needs: the labels bought so far and the results of finished rounds.
+
+    ``bought_round[i]`` is the round (1-based) in which pool row i was labeled, -1 while it is
+    not, so the labeled set after any round r is ``bought_round in [1, r]`` (a resumed trial
+    and a replayed round read it so). ``rounds`` holds one :class:`RoundResult` per finished
+    round, in order; the loop appends to both.
+    """
 
     bought_round: np.ndarray  # (n,) round in which each label was bought, -1 if unlabeled
     rounds: list[RoundResult] = field(default_factory=list)

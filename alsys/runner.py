@@ -15,6 +15,7 @@ import numpy as np
 
 from alsys.config import TrialConfig
 from alsys.loop import TrialData, rounds
+from alsys.pool import Model
 from alsys.results import RoundResult, TrialState
 from alsys.tracking import DEFAULT_EXPERIMENT, TrialTracker
 
@@ -23,6 +24,7 @@ def tracked_rounds(
     config: TrialConfig,
     data: TrialData,
     tracker: TrialTracker,
+    model: Model,
     state: TrialState | None = None,
     replay_from: int | None = None,
 ) -> Iterator[tuple[RoundResult, TrialState, bool]]:
@@ -30,7 +32,8 @@ def tracked_rounds(
 
     ``state`` holds the rounds an earlier attempt finished; those from ``replay_from`` on are
     yielded again (``replayed``) with the state as it stood after each, then the remaining
-    rounds run. The run ends finished, or failed with the error (which is raised).
+    rounds run with ``model``. The run ends finished, or failed with the error (which is
+    raised).
     """
     if state is None:
         state = TrialState(np.full(data.dataset.n_train, -1, dtype=np.int64))
@@ -41,7 +44,7 @@ def tracked_rounds(
             view.rounds = state.rounds[: index + 1]
             tracker.log_round(state.rounds[index])  # a no-op unless a kill fell in between
             yield state.rounds[index], view, True
-        for result in rounds(config, data, state):
+        for result in rounds(config, data, state, model):
             tracker.log_round(result)
             yield result, state, False
     except GeneratorExit:
@@ -58,12 +61,18 @@ def tracked_trial(
     tracking_uri: str | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
     on_round: Callable[[RoundResult, TrialState], None] | None = None,
+    model: Model | None = None,
 ) -> tuple[TrialState, str]:
-    """Runs a whole trial in its own MLflow run; returns its state and run id."""
+    """Runs a whole trial in its own MLflow run, with ``model`` (default: the config's,
+    :func:`alsys.classifiers.model_for`); returns its state and run id."""
+    if model is None:
+        from alsys.classifiers import model_for
+
+        model = model_for(config, data.dataset.n_classes)
     tracker = TrialTracker(config, tracking_uri, experiment, n_classes=data.dataset.n_classes)
     state = TrialState(np.full(data.dataset.n_train, -1, dtype=np.int64))
     try:
-        for result, current, _ in tracked_rounds(config, data, tracker, state):
+        for result, current, _ in tracked_rounds(config, data, tracker, model, state):
             if on_round is not None:
                 on_round(result, current)
     except BaseException as error:  # the caller's own failure (the loop's is logged already)

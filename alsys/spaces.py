@@ -82,8 +82,24 @@ def parse_space(text: str) -> Space:
     return Space(parts[0], int(parts[1][1:]), parts[2])
 
 
+def check_baseline(space: Space, dataset: Dataset) -> None:
+    """A baseline space the dataset can give: it needs images, and ``pca:D`` at most as many
+    components as the pool has images or pixel values."""
+    images = dataset.train_images
+    if images is None:
+        raise InputError("space", f"{space} reads images; the {dataset.name} dataset has none")
+    n, n_values = images.shape[0], int(np.prod(images.shape[1:]))
+    if space.model == "pca" and space.dim is not None and space.dim > min(n, n_values):
+        raise InputError(
+            "space",
+            f"{space} asks for {space.dim} components; {dataset.name} has {n_values} pixel "
+            f"values per image and {n} pool images, so D <= {min(n, n_values)}",
+        )
+
+
 def baseline_features(space: Space, dataset: Dataset) -> np.ndarray:
-    """(n, d) float32 features of the train pool in a baseline space, not yet normalised.
+    """(n, d) float32 features of the train pool in a baseline space, not yet normalised
+    (checked first by :func:`check_baseline`).
 
     ``pixels``: the images flattened, scaled to [0, 1] (d = H * W * C). ``pca:D``: their
     projection on the top D principal components of the pool, fitted on the pool alone (d = D).
@@ -92,21 +108,14 @@ def baseline_features(space: Space, dataset: Dataset) -> np.ndarray:
     its largest projection is positive.
     """
     images = dataset.train_images
-    if images is None:
-        raise InputError("space", f"{space} reads images; the {dataset.name} dataset has none")
+    if images is None or space.model not in BASELINES:
+        raise ValueError(f"{space} is not a baseline space of {dataset.name}")
     n = images.shape[0]
     x = images.reshape(n, -1).astype(np.float64) / 255.0
     if space.model == "pixels":
         return x.astype(np.float32)
-    if space.model != "pca" or space.dim is None:
-        raise ValueError(f"{space} is not a baseline space")
+    assert space.dim is not None
     n_values = x.shape[1]
-    if space.dim > min(n, n_values):
-        raise InputError(
-            "space",
-            f"{space} asks for {space.dim} components; {dataset.name} has {n_values} pixel "
-            f"values per image and {n} pool images, so D <= {min(n, n_values)}",
-        )
     x -= x.mean(axis=0)
     if n >= n_values:
         _, vectors = np.linalg.eigh(x.T @ x)  # ascending eigenvalues
@@ -120,8 +129,30 @@ def baseline_features(space: Space, dataset: Dataset) -> np.ndarray:
     return signed
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """(n, d) rows scaled to unit L2 norm, as float32 (an all-zero row stays zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return unit
+# Rows per block when features are normalised (a bounded temporary, whatever n is).
+ROW_BLOCK = 16_384
+
+
+def unit_rows(x: np.ndarray, name: str = "features") -> np.ndarray:
+    """(n, d) rows scaled to unit L2 norm, as a new float32 array: the one row normaliser,
+    used where features enter (the loop's spaces, a strategy's ``normalize``).
+
+    Zero-row rule: a row of zero norm has no direction, so it cannot be put on the unit sphere
+    and its cosine to every other row is undefined. It is refused, an InputError naming
+    ``name`` and the row, rather than kept at zero, where every distance-based strategy would
+    see a point at distance 1 from all others.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise InputError(name, f"must be 2-D (n, d), got shape {x.shape}")
+    out = np.empty(x.shape, dtype=np.float32)
+    for start in range(0, x.shape[0], ROW_BLOCK):
+        block = out[start : start + ROW_BLOCK]
+        block[...] = x[start : start + ROW_BLOCK]
+        norms = np.linalg.norm(block, axis=1)
+        zero = norms == 0
+        if zero.any():
+            row = start + int(np.flatnonzero(zero)[0])
+            raise InputError(name, f"row {row} has zero norm and cannot be normalised")
+        block /= norms[:, None]
+    return out

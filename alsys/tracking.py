@@ -8,12 +8,15 @@ every Tune trial alike):
 - metrics: each round's metrics with step = round;
 - artifacts: the resolved config (JSON), the selections per round with their true labels
   (JSON), and a learning-curve PNG;
-- tags: strategy, dataset, budget, setting, seed, alsys version and git commit, and the
-  trial's identity (``TrialConfig.trial_id``).
+- tags: strategy, dataset, budget, setting, seed, alsys version and git commit, the trial's
+  configuration (``alsys_configuration``: its key, :class:`alsys.stats.Configuration`, which
+  ``alsys report`` groups by) and the trial's identity (``TrialConfig.trial_id``).
 
 A sweep has a parent run (:func:`open_sweep_run`) holding, per configuration, the mean and s.e.
-of balanced accuracy per round (:func:`log_curves`); Optuna's candidates
-(:func:`log_candidate`) and a sweep's figures (:func:`log_figures`) are runs of their own.
+of balanced accuracy per round (:func:`log_curves`), closed as failed with the error when the
+sweep fails (:func:`fail_run`). A search's candidates are child runs of their own
+(:class:`CandidateRun`), each the parent of its trials' runs; a sweep's figures
+(:func:`log_figures`) are a run of their own.
 
 The default tracking URI is a SQLite file at an absolute path under the working directory
 (``sqlite:////abs/path/mlflow.db``), so it survives Ray's per-trial working directories; an
@@ -36,6 +39,8 @@ from alsys.results import RoundResult, TrialState
 
 DEFAULT_EXPERIMENT = "alsys"
 TRIAL_KEY_TAG = "alsys_trial_key"  # the trial's identity: at most one run per trial and parent
+CONFIGURATION_TAG = "alsys_configuration"  # the trial's configuration key, as JSON
+CANDIDATE_TAG = "alsys_candidate"  # a search candidate's identity: one run per candidate
 
 
 def default_tracking_uri(directory: str | Path | None = None) -> str:
@@ -79,6 +84,7 @@ def trial_tags(config: TrialConfig) -> dict[str, str]:
         "seed": str(config.seed),
         "alsys_version": alsys.__version__,
         "git_commit": git_commit(),
+        CONFIGURATION_TAG: config.configuration().to_json(),
     }
 
 
@@ -191,16 +197,7 @@ class TrialTracker:
         self.logged_steps = {m.step for m in history}
 
     def _find_run(self, experiment: str, trial_key: str, parent_run_id: str | None) -> str | None:
-        found = with_retries(self.client.get_experiment_by_name, experiment)
-        if found is None:
-            return None
-        query = f"tags.{TRIAL_KEY_TAG} = '{trial_key}'"
-        if parent_run_id:
-            query += f" and tags.mlflow.parentRunId = '{parent_run_id}'"
-        runs = with_retries(
-            self.client.search_runs, [found.experiment_id], query, order_by=["start_time ASC"]
-        )
-        return str(runs[0].info.run_id) if runs else None
+        return find_run(self.client, experiment, TRIAL_KEY_TAG, trial_key, parent_run_id)
 
     def _log_params(self) -> None:
         from mlflow.entities import Param
@@ -249,9 +246,23 @@ class TrialTracker:
         with_retries(self.client.set_terminated, self.run_id, status=status)
 
     def fail(self, error: BaseException) -> None:
-        message = f"{type(error).__name__}: {error}"[:5000]
-        with_retries(self.client.set_tag, self.run_id, "error", message)
-        with_retries(self.client.set_terminated, self.run_id, status="FAILED")
+        close_failed(self.client, self.run_id, error)
+
+
+def find_run(
+    client: Any, experiment: str, tag: str, value: str, parent_run_id: str | None
+) -> str | None:
+    """The first run of ``experiment`` tagged ``tag = value`` (under ``parent_run_id``)."""
+    found = with_retries(client.get_experiment_by_name, experiment)
+    if found is None:
+        return None
+    query = f"tags.{tag} = '{value}'"
+    if parent_run_id:
+        query += f" and tags.mlflow.parentRunId = '{parent_run_id}'"
+    runs = with_retries(
+        client.search_runs, [found.experiment_id], query, order_by=["start_time ASC"]
+    )
+    return str(runs[0].info.run_id) if runs else None
 
 
 def client_for(tracking_uri: str | None) -> Any:
@@ -270,6 +281,18 @@ def open_sweep_run(tracking_uri: str, experiment: str, name: str, tags: dict[str
 
 def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
     with_retries(client_for(tracking_uri).set_terminated, run_id, status=status)
+
+
+def fail_run(tracking_uri: str, run_id: str, error: BaseException) -> None:
+    """Closes a run as FAILED, its ``error`` tag saying why."""
+    close_failed(client_for(tracking_uri), run_id, error)
+
+
+def close_failed(client: Any, run_id: str, error: BaseException) -> None:
+    """Tags the run with the error (its type and message) and closes it as FAILED."""
+    message = f"{type(error).__name__}: {error}"[:5000]
+    with_retries(client.set_tag, run_id, "error", message)
+    with_retries(client.set_terminated, run_id, status="FAILED")
 
 
 def set_tag(tracking_uri: str, run_id: str, key: str, value: str) -> None:
@@ -301,35 +324,58 @@ def log_curves(
         with_retries(client.log_batch, run_id, metrics=metrics[start : start + 500])
 
 
-def log_candidate(
-    tracking_uri: str,
-    experiment: str,
-    parent_run_id: str,
-    name: str,
-    params: dict[str, Any],
-    metrics: dict[str, tuple[float, int]],
-    tags: dict[str, str],
-) -> str:
-    """One finished tuning candidate as a child run: its parameters and its metrics
-    (``name -> (value, step)``)."""
-    from mlflow.entities import Metric, Param
+class CandidateRun:
+    """A search candidate's MLflow run, a child of the sweep's parent: its parameters, the
+    seeds it runs on, and its value after each seed (step = seeds done). A candidate started
+    again (a retry, --resume) finds its run by its identity and logs each step once."""
 
-    client = client_for(tracking_uri)
-    run = with_retries(
-        client.create_run,
-        ensure_experiment(client, experiment),
-        run_name=name,
-        tags={"mlflow.parentRunId": parent_run_id, **tags},
-    )
-    now = int(time.time() * 1000)
-    with_retries(
-        client.log_batch,
-        run.info.run_id,
-        metrics=[Metric(k, float(v), now, step) for k, (v, step) in metrics.items()],
-        params=[Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in params.items()],
-    )
-    with_retries(client.set_terminated, run.info.run_id)
-    return str(run.info.run_id)
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        parent_run_id: str,
+        name: str,
+        params: dict[str, Any],
+        key: str,
+        tags: dict[str, str],
+    ) -> None:
+        from mlflow.entities import Param
+
+        self.client = client_for(tracking_uri)
+        found = find_run(self.client, experiment, CANDIDATE_TAG, key, parent_run_id)
+        if found is not None:
+            self.run_id = found
+            with_retries(self.client.update_run, found, status="RUNNING")
+            history = with_retries(self.client.get_metric_history, found, "auc")
+            self.logged = {m.step for m in history}
+            return
+        run = with_retries(
+            self.client.create_run,
+            ensure_experiment(self.client, experiment),
+            run_name=name,
+            tags={"mlflow.parentRunId": parent_run_id, CANDIDATE_TAG: key, **tags},
+        )
+        self.run_id = str(run.info.run_id)
+        self.logged = set()
+        values = [Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in params.items()]
+        with_retries(self.client.log_batch, self.run_id, params=values)
+
+    def log_value(self, value: float, seeds_done: int) -> None:
+        from mlflow.entities import Metric
+
+        if seeds_done in self.logged:
+            return
+        metric = Metric("auc", float(value), int(time.time() * 1000), seeds_done)
+        with_retries(self.client.log_batch, self.run_id, metrics=[metric])
+        self.logged.add(seeds_done)
+
+    def finish(self, status: str = "FINISHED", note: str | None = None) -> None:
+        if note is not None:
+            with_retries(self.client.set_tag, self.run_id, "stopped", note)
+        with_retries(self.client.set_terminated, self.run_id, status=status)
+
+    def fail(self, error: BaseException) -> None:
+        close_failed(self.client, self.run_id, error)
 
 
 def log_figures(tracking_uri: str, experiment: str, paths: list[Path], tags: dict[str, str]) -> str:

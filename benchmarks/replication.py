@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import time
 from collections import defaultdict
@@ -84,9 +83,11 @@ def run_cell(cell: tuple[str, str, str, str, int, int]) -> dict[str, Any]:
 
 
 def _mean_se(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and standard error (alsys.stats's rule: NaN for one seed)."""
+    from alsys.stats import sem
+
     array = np.asarray(list(values), dtype=np.float64)
-    se = float(array.std(ddof=1) / math.sqrt(len(array))) if len(array) > 1 else float("nan")
-    return float(array.mean()), se
+    return float(array.mean()), sem(array)
 
 
 def _wilcoxon(a: np.ndarray, b: np.ndarray) -> str:

@@ -38,14 +38,14 @@ from threadpoolctl import threadpool_limits
 
 from alsys.embed.store import EmbeddingStore
 from alsys.loop import prepare_data
-from alsys.sweep import SweepSpec, load_spec
+from alsys.sweep import Sweep, SweepSpec, read_spec
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 CPUS = 2
 
 
-def spec_for(episodes: int, seeds: int) -> SweepSpec:
-    smoke = load_spec(SWEEPS / "dim_grid.yaml", smoke=True)
+def sweep_for(episodes: int, seeds: int) -> Sweep:
+    smoke = read_spec(SWEEPS / "dim_grid.yaml", smoke=True)
     return SweepSpec(
         **{
             **vars(smoke),
@@ -54,7 +54,7 @@ def spec_for(episodes: int, seeds: int) -> SweepSpec:
             "axes": {**smoke.axes, "seed": list(range(seeds))},
             "resources": {"cpu": 1},
         }
-    )
+    ).sweep()
 
 
 def tune_floor(n_trials: int, episodes: int, storage: Path) -> float:
@@ -111,7 +111,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="alsys-bench-sweep-"))
     store = EmbeddingStore(work / "store")
     datas = {}
-    for config in spec_for(args.episodes, 1).trials():  # embeddings first, outside timings
+    for trial in sweep_for(args.episodes, 1).trials:  # embeddings first, outside timings
+        config = trial.config
         datas[(config.clustering_dim, config.typicality_dim)] = prepare_data(config, store)
 
     torch.set_num_threads(1)
@@ -125,8 +126,8 @@ def main() -> None:
     ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
     rows = []
     for seeds in args.seeds:
-        spec = spec_for(args.episodes, seeds)
-        trials = spec.trials()
+        sweep = sweep_for(args.episodes, seeds)
+        trials = [t.config for t in sweep.trials]
         runs = []
         for repeat in range(args.repeats):
             tag = f"{seeds}-{repeat}"
@@ -142,7 +143,7 @@ def main() -> None:
             seq_first = seq_ends[0] - begun
             start, driver, begun = time.perf_counter(), time.process_time(), time.time()
             run_sweep(
-                spec,
+                sweep,
                 storage_path=str(work / f"ray{tag}"),
                 tracking_uri=tune_uri,
                 experiment="bench",

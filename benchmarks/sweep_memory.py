@@ -76,13 +76,13 @@ def sweep(name: str, n_trials: int, dataset: str, options: dict[str, Any], work:
     )
     sampler = Sampler()
     sampler.start()
-    _, errors = run_sweep(
-        spec,
+    errors = run_sweep(
+        spec.sweep(),
         storage_path=str(work / "ray"),
         tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
         experiment="bench-memory",
         store_root=str(work / "store"),
-    )
+    ).errors
     sampler.stop.set()
     sampler.join()
     if errors:

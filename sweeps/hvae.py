@@ -19,7 +19,7 @@ def draw_figures(context: SweepContext, folder: Path) -> None:
     from alsys.hvae_figures import hvae_figures
     from alsys.tracking import log_figures
 
-    trial = context.spec.trials()[0]
+    trial = context.sweep.trials[0].config
     store = EmbeddingStore(context.store_root)
     simclr = {"mode": trial.embed_mode, "epochs": trial.embed_epochs, "seed": trial.embed_seed}
     with tempfile.TemporaryDirectory() as scratch:
@@ -34,7 +34,7 @@ def draw_figures(context: SweepContext, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for path in paths:
             (folder / path.name).write_bytes(path.read_bytes())
-        tags = {"alsys_sweep": context.spec.name}
+        tags = {"alsys_sweep": context.sweep.name}
         log_figures(context.tracking_uri, context.experiment, list(paths), tags)
     print(f"hvae: {len(paths)} figures in {folder} and in MLflow (run 'figures')")
 
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def after(context: SweepContext) -> None:
-    figures = context.args.figures or Path("figures") / context.spec.name
+    figures = context.args.figures or Path("figures") / context.sweep.name
     draw_figures(context, Path(figures))
 
 

@@ -1,10 +1,18 @@
-"""Tune SUPClust's temperature and typ_ratio with Optuna TPE through Ray Tune's OptunaSearch.
+"""Tune SUPClust's temperature and typ_ratio: a spec, Optuna TPE and (optionally) ASHA, run by
+the shared sweep engine.
 
-Tunes on the YAML's ``seeds``, then runs the best parameters, TypiClust and SUPClust with its
-default parameters on the held-out seeds (``holdout_seeds``, disjoint) as ordinary trials, and
-ends with their table: mean balanced accuracy over rounds, mean +- s.e. over the held-out
-seeds. Also prints the parameter importances; the study is stored beside Tune's results (an
-Optuna journal file) so it can be inspected or extended. See --help.
+- The spec (``TuningSpec``, sweeps/tune_supclust.yaml): the trial every candidate runs, the
+  tuning ``seeds``, the search ranges, the held-out seeds.
+- The search algorithm: Optuna TPE through Ray Tune's OptunaSearch, its study stored beside
+  Tune's results (an Optuna journal file) so it can be inspected or extended.
+- The scheduler: ASHA over the seeds a candidate has done (``--early-stop``), or none.
+
+``alsys.sweep.cli.run_sweep`` runs the search as it runs every sweep: the shared trainable,
+runner and tracker, SIGINT and ``--resume``, the parent run closed as failed on any error, and
+one MLflow child run per candidate (its trials' runs under it). The best parameters, TypiClust
+and SUPClust with its default parameters then run on the held-out seeds (``holdout_seeds``,
+disjoint) as an ordinary sweep, which ends with their table: mean balanced accuracy over
+rounds, mean +- s.e. over the held-out seeds. See --help.
 
 All of alsys's Optuna code lives here; its MLflow logging goes through alsys.tracking.
 """
@@ -17,26 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from ray import tune
-
-from alsys.config import TrialConfig, params_label
+from alsys.config import TrialConfig
 from alsys.errors import InputError
-from alsys.loop import run_trial
-from alsys.sweep.cli import default_storage, open_parent_run, run_sweep
-from alsys.sweep.collect import configuration_means, mean_sem
-from alsys.sweep.launch import SweepProgress, result_files
-from alsys.sweep.prepare import (
-    check_tracking,
-    connect_ray,
-    data_key,
-    prepare_embeddings,
-    shared_data,
-    trial_resources,
-)
-from alsys.sweep.spec import SweepSpec, read_yaml
+from alsys.stats import mean_sem_text, params_label
+from alsys.sweep.cli import STOPS, run_sweep, stopped_line, sweep_parser
+from alsys.sweep.collect import configuration_means
+from alsys.sweep.spec import Candidates, Sweep, SweepSpec, read_yaml
 
 DEFAULT_CONFIG = Path(__file__).with_suffix(".yaml")
+TUNED = ("temperature", "typ_ratio")
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,10 @@ class TuningSpec:
     sampler_seed: int
     early_stop: bool
     resources: dict[str, float]
+
+    def sweep(self, name: str) -> Sweep:
+        """The search as a sweep: each candidate runs ``base`` on every tuning seed."""
+        return Sweep(name, (), self.resources, candidates=Candidates(self.base, tuple(self.seeds)))
 
     def holdout_spec(self, name: str, tuned: dict[str, float]) -> SweepSpec:
         """The held-out evaluation as an ordinary sweep: SUPClust with the tuned and with its
@@ -78,12 +79,11 @@ class TuningSpec:
 def holdout_text(
     rows: list[dict[str, Any]], spec: TuningSpec, tuned: dict[str, float], tuning_auc: float
 ) -> str:
-    """The held-out table: per strategy and parameters, the mean balanced accuracy over rounds,
-    mean +- s.e. over the held-out seeds."""
-    from alsys.strategies import make_strategy
+    """The held-out table: per configuration, the mean balanced accuracy over rounds, mean +-
+    s.e. over the held-out seeds (alsys.stats: one seed reads "1 seed")."""
+    from alsys.strategies import strategy_params
 
-    defaults = make_strategy("supclust")
-    default = {k: float(getattr(defaults, k)) for k in sorted(tuned)}
+    default = {k: float(strategy_params("supclust")[k]) for k in sorted(tuned)}
     means = configuration_means(rows)
     lines = [
         f"Held-out seeds {', '.join(map(str, spec.holdout_seeds))} (tuned on seeds "
@@ -98,7 +98,7 @@ def holdout_text(
             label = f"supclust tuned: {params_label(tuned)}"
         else:
             label = f"supclust default: {params_label(default)}"
-        labels.append((label, mean_sem(row.mean, row.sem), str(row.seeds)))
+        labels.append((label, mean_sem_text(row.mean, row.sem), str(row.seeds)))
     width = max([len("strategy / parameters"), *(len(label) for label, _, _ in labels)])
     lines.append(f"{'strategy / parameters':<{width}}  {'mean ± s.e.':<15}  seeds")
     lines += [f"{label:<{width}}  {cell:<15}  {seeds}" for label, cell, seeds in labels]
@@ -120,41 +120,46 @@ def _seeds(raw: dict[str, Any], key: str, default: list[int], file: Path) -> lis
     return [int(v) for v in values]
 
 
+KNOWN = {
+    "name",
+    "dataset",
+    "setting",
+    "budget",
+    "seeds",
+    "holdout_seeds",
+    "episodes",
+    "embed_epochs",
+    "search",
+    "num_samples",
+    "sampler_seed",
+    "early_stop",
+    "resources",
+}
+
+
 def load_tuning_spec(path: str | Path, smoke: bool = False) -> TuningSpec:
     file = Path(path)
-    known = {
-        "name",
-        "dataset",
-        "setting",
-        "budget",
-        "seeds",
-        "holdout_seeds",
-        "episodes",
-        "embed_epochs",
-        "search",
-        "num_samples",
-        "sampler_seed",
-        "early_stop",
-        "resources",
-    }
-    raw = read_yaml(path, smoke, known)
+    raw = read_yaml(path, smoke, KNOWN)
     search = raw.get("search", {})
     ranges = {}
-    for name, low_bound in (("temperature", 0.0), ("typ_ratio", 0.0)):
+    for name in TUNED:
         bounds = search.get(name, {})
         low, high = float(bounds.get("low", 0)), float(bounds.get("high", 0))
-        if not low_bound < low < high or (name == "typ_ratio" and high > 1):
+        if not 0 < low < high or (name == "typ_ratio" and high > 1):
             limit = "(0, 1]" if name == "typ_ratio" else "(0, inf)"
             raise InputError(f"{file.name}: search.{name}", f"needs low < high within {limit}")
         ranges[name] = (low, high)
-    base = TrialConfig(
-        strategy="supclust",
-        dataset=raw.get("dataset", "digits"),
-        setting=raw.get("setting", "ssl"),
-        budget=raw.get("budget", "tiny"),
-        episodes=int(raw.get("episodes", 5)),
-        embed_epochs=raw.get("embed_epochs"),
-    )
+    try:
+        base = TrialConfig(
+            strategy="supclust",
+            dataset=raw.get("dataset", "digits"),
+            setting=raw.get("setting", "ssl"),
+            budget=raw.get("budget", "tiny"),
+            episodes=raw.get("episodes", 5),
+            embed_epochs=raw.get("embed_epochs"),
+        )
+    except InputError as error:
+        raise InputError(f"{file.name}: {error.field}", error.problem) from None
     seeds = _seeds(raw, "seeds", [0, 1, 2], file)
     if "holdout_seeds" not in raw:
         raise InputError(f"{file.name}: holdout_seeds", "needs seeds disjoint from seeds")
@@ -179,155 +184,68 @@ def load_tuning_spec(path: str | Path, smoke: bool = False) -> TuningSpec:
     )
 
 
-def tuning_trainable(
-    param: dict[str, Any],
-    datasets: dict[str, Any],
-    base: dict[str, Any],
-    seeds: list[int],
-    key: str,
-    tracking_uri: str,
-    experiment: str,
-    parent_run_id: str,
-) -> None:
-    """One Optuna candidate: SUPClust with (temperature, typ_ratio) on every seed of ``seeds``.
-
-    The objective is the area under the learning curve (mean balanced accuracy over rounds),
-    averaged over the same fixed seeds for every candidate, so all values are comparable. After
-    each seed the running mean is reported, so an early-stopped candidate's value is still the
-    same quantity over fewer seeds.
-    """
-    from alsys.tracking import log_candidate
-
-    data = shared_data(datasets[key])
-    params = {"temperature": float(param["temperature"]), "typ_ratio": float(param["typ_ratio"])}
-    curves: list[float] = []
-    for done, seed in enumerate(seeds, start=1):
-        config = TrialConfig.from_dict({**base, "seed": seed, "strategy_params": params})
-        state = run_trial(config, data)
-        curves.append(float(np.mean([r.balanced_accuracy for r in state.rounds])))
-        tune.report({"auc": float(np.mean(curves)), "seeds_done": done})
-    log_candidate(
-        tracking_uri,
-        experiment,
-        parent_run_id,
-        f"supclust-T{params['temperature']:.3g}-r{params['typ_ratio']:.3g}",
-        {**params, "seeds": seeds},
-        {"auc": (float(np.mean(curves)), len(curves))},
-        {"strategy": "supclust"},
-    )
-
-
-def tune_main(default_config: Path = DEFAULT_CONFIG, argv: list[str] | None = None) -> int:
-    """Optuna TPE over SUPClust's temperature (log-uniform) and typ_ratio via OptunaSearch on
-    the tuning seeds; then the best parameters, TypiClust and default SUPClust on the held-out
-    seeds."""
-    import argparse
-
+def optuna_search(tuning: TuningSpec, name: str, journal: Path, early_stop: bool) -> Any:
+    """The search: Optuna TPE (seeded) over temperature (log-uniform) and typ_ratio (uniform),
+    its study in ``journal`` (one writer: the driver), and ASHA over seeds when asked."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
+    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from alsys.tracking import finish_run, resolve_tracking_uri, set_tag
+    from alsys.sweep.launch import METRIC, MODE, Search
 
-    parser = argparse.ArgumentParser(description=tune_main.__doc__)
-    parser.add_argument("--config", default=str(default_config))
-    parser.add_argument("--smoke", action="store_true", help="the ~1 minute version")
-    parser.add_argument(
-        "--storage-path",
-        default=default_storage(),
+    algorithm = OptunaSearch(
+        metric=METRIC,
+        mode=MODE,
+        sampler=optuna.samplers.TPESampler(seed=tuning.sampler_seed),
+        study_name=name,
+        storage=JournalStorage(JournalFileBackend(str(journal))),
     )
-    parser.add_argument("--tracking-uri")
-    parser.add_argument("--store")
-    parser.add_argument(
-        "--early-stop", action="store_true", help="ASHA over seeds: stop poor candidates early"
-    )
-    args = parser.parse_args(argv)
-    try:
-        tuning = load_tuning_spec(args.config, smoke=args.smoke)
-    except InputError as error:
-        print(f"{default_config.stem}: error: {error}", file=sys.stderr)
-        return 2
-    name = tuning.name + ("_smoke" if args.smoke else "")
-    folder = Path(args.storage_path).resolve() / name
-    folder.mkdir(parents=True, exist_ok=True)
-    study_file = folder / "optuna_journal.log"  # the stored study; one writer (the driver)
-    storage = JournalStorage(JournalFileBackend(str(study_file)))
-    uri = resolve_tracking_uri(args.tracking_uri)
-    connect_ray()
-    try:
-        check_tracking(uri)
-    except InputError as error:
-        print(f"{default_config.stem}: error: {error}", file=sys.stderr)
-        return 2
-    store_root = str(Path(args.store).resolve()) if args.store else None
-    base = tuning.base
-    datasets = prepare_embeddings([base], store_root)
-    parent = open_parent_run(SweepSpec(name=name, axes={}), uri, name, folder, resume=False)
-    # Where the study lives, so `alsys report` can draw it.
-    set_tag(uri, parent, "optuna_journal", str(study_file))
+    scheduler = None
+    if early_stop:
+        seeds = len(tuning.seeds)
+        scheduler = ASHAScheduler(
+            time_attr="seeds_done", max_t=seeds, grace_period=1, reduction_factor=2
+        )
     space = {
         "temperature": tune.loguniform(*tuning.temperature),
         "typ_ratio": tune.uniform(*tuning.typ_ratio),
     }
-    searcher = OptunaSearch(
-        metric="auc",
-        mode="max",
-        sampler=optuna.samplers.TPESampler(seed=tuning.sampler_seed),
-        study_name=name,
-        storage=storage,
-    )
-    fn = tune.with_parameters(
-        tuning_trainable,
-        datasets=datasets,
-        base=base.to_dict(),
-        seeds=tuning.seeds,
-        key=data_key(base),
-        tracking_uri=uri,
-        experiment=name,
-        parent_run_id=parent,
-    )
-    scheduler = None
-    if args.early_stop or tuning.early_stop:
-        scheduler = ASHAScheduler(
-            time_attr="seeds_done", max_t=len(tuning.seeds), grace_period=1, reduction_factor=2
-        )
-    with result_files() as loggers:
-        grid = tune.Tuner(
-            tune.with_resources(fn, trial_resources(tuning.resources)),
-            param_space=space,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                metric="auc",
-                mode="max",
-                num_samples=tuning.num_samples,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=str(folder.parent),
-                callbacks=[
-                    SweepProgress(
-                        tuning.num_samples,
-                        tuning.num_samples * len(tuning.seeds),
-                        "seeds_done",
-                        "seed",
-                    ),
-                    *loggers,
-                ],
-                verbose=0,
-            ),
-        ).fit()
-    best = grid.get_best_result()
-    best_config, best_metrics = best.config or {}, best.metrics or {}
-    finish_run(uri, parent)
-    tuned = {k: float(best_config[k]) for k in ("temperature", "typ_ratio")}
+    return Search(space, algorithm, scheduler, tuning.num_samples)
+
+
+def release_orphans(name: str, journal: Path) -> None:
+    """Marks as failed the study's trials an interrupted driver left running. Nothing runs
+    them: on --resume, Tune restarts their candidates and OptunaSearch records each as a new
+    trial with the same parameters, so every candidate keeps one complete trial."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if not journal.is_file():
+        return
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    if name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        return
+    study = optuna.load_study(study_name=name, storage=storage)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def print_study(name: str, journal: Path, best: tuple[dict[str, Any], float]) -> None:
+    """The best candidate (on the tuning seeds), the parameter importances, where the study is."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    params, value = best
     print(
-        f"best: temperature={tuned['temperature']:.4g} typ_ratio={tuned['typ_ratio']:.4g} "
-        f"auc={best_metrics['auc']:.4f} (on the tuning seeds: held-out results below)"
+        f"best: temperature={params['temperature']:.4g} typ_ratio={params['typ_ratio']:.4g} "
+        f"auc={value:.4f} (on the tuning seeds: held-out results below)"
     )
+    storage = JournalStorage(JournalFileBackend(str(journal)))
     study = optuna.load_study(study_name=name, storage=storage)
     try:
         importances = optuna.importance.get_param_importances(study)
@@ -335,20 +253,57 @@ def tune_main(default_config: Path = DEFAULT_CONFIG, argv: list[str] | None = No
     except (RuntimeError, ValueError) as error:
         print(f"parameter importances: not computable ({error})")
     print(
-        f"study {name!r} stored in {study_file} ({len(study.trials)} trials); "
+        f"study {name!r} stored in {journal} ({len(study.trials)} trials); "
         f"load it with optuna.load_study(study_name={name!r}, "
-        f"storage=JournalStorage(JournalFileBackend({str(study_file)!r})))"
+        f"storage=JournalStorage(JournalFileBackend({str(journal)!r})))"
     )
-    # The held-out seeds, as ordinary trials (Tune, MLflow children of their own parent run).
-    rows, errors = run_sweep(
-        tuning.holdout_spec(f"{name}_holdout", tuned),
-        storage_path=str(folder.parent),
-        tracking_uri=uri,
-        experiment=name,
-        store_root=store_root,
+
+
+def tune_main(default_config: Path = DEFAULT_CONFIG, argv: list[str] | None = None) -> int:
+    """Optuna TPE over SUPClust's temperature (log-uniform) and typ_ratio via OptunaSearch on
+    the tuning seeds; then the best parameters, TypiClust and default SUPClust on the held-out
+    seeds."""
+    from alsys.tracking import resolve_tracking_uri
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = sweep_parser(default_config, tune_main.__doc__ or "")
+    parser.add_argument(
+        "--early-stop", action="store_true", help="ASHA over seeds: stop poor candidates early"
     )
-    print("\n" + holdout_text(rows, tuning, tuned, float(best_metrics["auc"])))
-    return 1 if errors else 0
+    args = parser.parse_args(argv)
+    try:
+        tuning = load_tuning_spec(args.config, smoke=args.smoke)
+        name = tuning.name + ("_smoke" if args.smoke else "")
+        journal = Path(args.storage_path).resolve() / name / "optuna_journal.log"
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        if args.resume:
+            release_orphans(name, journal)
+        where = {
+            "storage_path": args.storage_path,
+            "tracking_uri": resolve_tracking_uri(args.tracking_uri),
+            "experiment": args.experiment or name,
+            "store_root": str(Path(args.store).resolve()) if args.store else None,
+            "resume": args.resume,
+        }
+        searched = run_sweep(
+            tuning.sweep(name),
+            search=optuna_search(tuning, name, journal, args.early_stop or tuning.early_stop),
+            parent_tags={"optuna_journal": str(journal)},  # `alsys report` draws the study
+            **where,
+        )
+        if searched.best is None:
+            print(f"{default_config.stem}: no candidate finished a seed", file=sys.stderr)
+            return 1
+        print_study(name, journal, searched.best)
+        tuned = {k: float(searched.best[0][k]) for k in TUNED}
+        holdout = tuning.holdout_spec(f"{name}_holdout", tuned).sweep()
+        held = run_sweep(holdout, **where)
+    except STOPS as stopped:
+        line, code = stopped_line(default_config, argv, stopped)
+        print(line, file=sys.stderr)
+        return code
+    print("\n" + holdout_text(held.rows, tuning, tuned, searched.best[1]))
+    return 1 if searched.errors or held.errors else 0
 
 
 if __name__ == "__main__":

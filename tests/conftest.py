@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,27 @@ def blobs(
     ids = np.repeat(np.arange(n_blobs), n_per_blob)
     points = centres[ids] + rng.normal(size=(ids.shape[0], dim))
     return points.astype(np.float32), ids
+
+
+def toy_data(n: int = 60, n_train: int = 40, dim: int = 4) -> Any:
+    """A small embeddings dataset of 3 classes as a trial reads it (``alsys.loop.TrialData``):
+    seeded Gaussian features, the train rows L2-normalised."""
+    from alsys.data.base import Dataset
+    from alsys.loop import TrialData
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(n, dim)).astype(np.float32)
+    labels = np.arange(n) % 3
+    dataset = Dataset(
+        name="toy",
+        classes=("a", "b", "c"),
+        train_labels=labels[:n_train],
+        test_labels=labels[n_train:],
+        train_features=features[:n_train],
+        test_features=features[n_train:],
+    )
+    unit = features[:n_train] / np.linalg.norm(features[:n_train], axis=1, keepdims=True)
+    return TrialData(dataset, unit, features[n_train:], unit, unit)
 
 
 @pytest.fixture

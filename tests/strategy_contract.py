@@ -1,4 +1,9 @@
-"""The contract every query strategy keeps. Each strategy's test module subclasses it."""
+"""The contract every query strategy keeps.
+
+tests/test_contract.py runs it over every registered strategy, with its default parameters,
+automatically: a new strategy in the registry is under contract with no line of test. A
+strategy's own test module may subclass it for other parameter sets.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from alsys.strategies import (
     get_inputs,
     make_strategy,
     validate_selection,
+    with_n_classes,
 )
 from tests.conftest import blobs
 
@@ -32,15 +38,19 @@ class StrategyContract:
     n_classes: ClassVar[int] = 4
 
     def make_pool(self, seed: int = 0) -> Pool:
-        """Blobs with embeddings, probabilities and MC-dropout samples (every strategy's input)."""
+        """Blobs with embeddings, probabilities and MC-dropout samples (every strategy's input),
+        and per-row scores for a strategy that declares it reads them."""
         rng = np.random.default_rng(seed)
         x, _ = blobs(rng, n_per_blob=30, n_blobs=self.n_classes)
         logits = rng.normal(size=(x.shape[0], self.n_classes)) * 2
         mc = softmax(logits[None] + rng.normal(size=(20, *logits.shape)))
-        return Pool(embeddings=x, probs=softmax(logits), mc_probs=mc)
+        scores = rng.normal(size=x.shape[0]) if get_inputs(self.name).scores else None
+        return Pool(embeddings=x, probs=softmax(logits), mc_probs=mc, scores=scores)
 
     def strategy(self) -> Strategy:
-        return make_strategy(self.name, **self.params)
+        """The strategy with ``params``; a parameter it declares for the number of classes gets
+        the pool's, as in a trial."""
+        return make_strategy(self.name, **with_n_classes(self.name, self.params, self.n_classes))
 
     def select(
         self, pool: Pool, mask: np.ndarray, budget: int, rng: np.random.Generator

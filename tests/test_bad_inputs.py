@@ -50,6 +50,7 @@ CLI_CASES: list[tuple[str, list[str], dict[str, Any], str]] = [
     ("run: HVAE space with D_clst", [ALSYS, "run", "--strategy", "typiclust", "--space", "hvae:z0:mean", "--d-clst", "8"], {}, "--space"),
     ("run: zero HVAE epochs", [ALSYS, "run", "--strategy", "typiclust", "--space", "hvae:z0:mean", "--hvae-epochs", "0"], {}, "--hvae-epochs"),
     ("run: ood_llr on an unknown model", [ALSYS, "run", "--strategy", "ood_llr", "--param", "model=vae"], {}, "ood_llr.model"),
+    ("run: more rounds than the pool holds", [ALSYS, "run", "--strategy", "random", "--budget", "small", "--episodes", "40"], {}, "--episodes"),
     ("embed: dims not integers", [ALSYS, "embed", "--dataset", "digits", "--dims", "8,x"], {}, "--dims"),
     ("embed: unknown dataset", [ALSYS, "embed", "--dataset", "mnist", "--dims", "8"], {}, "--dataset"),
     ("embed: zero epochs", [ALSYS, "embed", "--dataset", "digits", "--dims", "8", "--epochs", "0"], {}, "--epochs"),
@@ -65,6 +66,10 @@ CLI_CASES: list[tuple[str, list[str], dict[str, Any], str]] = [
     ("sweep: spaces for a strategy not swept", [*SWEEP, "--config", "bad.yaml"], {"bad.yaml": SWEEP_BASE + "spaces: {margin: [simclr]}\n"}, "spaces"),
     ("sweep: parameter sets not mappings", [*SWEEP, "--config", "bad.yaml"], {"bad.yaml": SWEEP_BASE + "strategies: [ood_llr]\nstrategy_params: {ood_llr: [invert]}\n"}, "strategy_params.ood_llr"),
     ("sweep: bad SUPClust parameter", [*SWEEP, "--config", "bad.yaml"], {"bad.yaml": SWEEP_BASE + "strategies: [supclust]\nstrategy_params: {supclust: {typ_ratio: 2}}\n"}, "supclust.typ_ratio"),
+    ("sweep: unknown embed_mode", [*SWEEP, "--config", "bad.yaml"], {"bad.yaml": SWEEP_BASE + "embed_mode: sideways\n"}, "embed_mode"),
+    ("sweep: unknown dataset option", [*SWEEP, "--config", "bad.yaml"], {"bad.yaml": SWEEP_BASE + "dataset_options: {colour: 1}\n"}, "dataset_options.colour"),
+    ("sweep: more rounds than the pool holds", [*SWEEP, "--config", "bad.yaml"], {"bad.yaml": SWEEP_BASE + "budget: small\nepisodes: 40\n"}, "episodes"),
+    ("sweep: pca:D beyond the images", [*SWEEP, "--config", "bad.yaml"], {"bad.yaml": SWEEP_BASE + 'spaces: ["pca:100"]\n'}, "space"),
 ]  # fmt: skip
 
 
@@ -138,7 +143,7 @@ API_CASES: list[tuple[str, Callable[[], Any], str]] = [
     ("hvae_preset: zero epochs", lambda: __import__("alsys.embed.hvae", fromlist=["x"]).hvae_preset("digits", "images", 0), "hvae_epochs"),
     ("HVAEConfig: two layers", lambda: __import__("alsys.embed.hvae", fromlist=["x"]).HVAEConfig(latent_dims=(4, 2)), "hvae.latent_dims"),
     ("HVAEConfig: unknown estimator", lambda: __import__("alsys.embed.hvae", fromlist=["x"]).HVAEConfig(estimator="max"), "hvae.estimator"),
-    ("load_spec: missing file", lambda: __import__("alsys.sweep", fromlist=["x"]).load_spec("/nonexistent.yaml"), "--config"),
+    ("load_sweep: missing file", lambda: __import__("alsys.sweep", fromlist=["x"]).load_sweep("/nonexistent.yaml"), "--config"),
     ("load_dataset: unknown", lambda: __import__("alsys.data", fromlist=["x"]).load_dataset("mnist"), "dataset"),
 ]  # fmt: skip
 

@@ -17,10 +17,6 @@ from alsys.strategies.base import COLD_START_NOTE
 from tests.strategy_contract import StrategyContract, softmax
 
 
-class TestBADGEContract(StrategyContract):
-    name = "badge"
-
-
 class TestBADGESkactivemlSeedingContract(StrategyContract):
     name = "badge"
     params = {"seeding": "skactiveml", "normalize": True}

@@ -12,12 +12,7 @@ from alsys.strategies.batchbald import (
     batchbald_greedy,
     joint_entropy_with_candidates,
 )
-from tests.strategy_contract import StrategyContract, softmax
-
-
-class TestBatchBALDContract(StrategyContract):
-    name = "batchbald"
-    params = {"num_samples": 200}
+from tests.strategy_contract import softmax
 
 
 def joint_mutual_information(mc: np.ndarray, batch: list[int]) -> float:

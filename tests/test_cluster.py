@@ -149,24 +149,24 @@ def test_two_node_cluster_runs_the_smoke_sweep_on_both_nodes(
     from mlflow import MlflowClient
     from ray.cluster_utils import Cluster
 
-    from alsys.sweep import SweepSpec, load_spec
+    from alsys.sweep import SweepSpec, read_spec
     from alsys.sweep.cli import run_sweep
 
-    smoke = load_spec(ROOT / "sweeps" / "dim_grid.yaml", smoke=True)
-    spec = SweepSpec(**{**vars(smoke), "name": "two_nodes", "resources": {"cpu": 1}})
+    smoke = read_spec(ROOT / "sweeps" / "dim_grid.yaml", smoke=True)
+    spec = SweepSpec(**{**vars(smoke), "name": "two_nodes", "resources": {"cpu": 1}}).sweep()
     shared = tmp_path / "shared"  # one folder both nodes see, as NFS would be
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     second = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
         ray.init(address=cluster.address)
-        _, errors = run_sweep(
+        errors = run_sweep(
             spec,
             storage_path=str(shared / "ray_results"),
             tracking_uri=mlflow_server,
             experiment="two_nodes",
             store_root=str(shared / "store"),
-        )
+        ).errors
         with pytest.raises(Exception, match="SQLite file on this node"):
             run_sweep(
                 spec,

@@ -3,11 +3,6 @@ from __future__ import annotations
 import numpy as np
 
 from alsys.strategies import Pool, kcenter_greedy, make_strategy
-from tests.strategy_contract import StrategyContract
-
-
-class TestCoresetContract(StrategyContract):
-    name = "coreset"
 
 
 def naive_kcenter(x: np.ndarray, labeled: list[int], budget: int) -> list[int]:

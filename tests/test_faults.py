@@ -193,7 +193,7 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
 
     from alsys.embed.store import EmbeddingStore
     from alsys.loop import prepare_data, run_trial
-    from alsys.sweep import load_spec
+    from alsys.sweep import load_sweep
 
     sweep = Sweep(tmp_path, "fault_trial", [0])
     driver = sweep.start()
@@ -220,8 +220,11 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
     # Tune's own log is at least once around a kill: it may lose the report a dying worker had
     # in flight (that round's row is then missing), or log a round whose checkpoint it had not
     # yet registered, which the retry then replays (a second, identical row with replayed=1;
-    # the sweep's summary keeps the last row per round). MLflow, checked below, has every
-    # round exactly once.
+    # the sweep's summary keeps the last row per round). And when Tune restarts a trial from a
+    # checkpoint, its JsonLoggerCallback copies result.json back from the storage path over
+    # the driver's copy (ray/tune/logger/json.py, log_trial_start): rows not yet synced there,
+    # those before the kill, can be gone (seen here at 353a224 too). MLflow, checked below,
+    # has every round exactly once.
     rows: list[dict[str, Any]] = []
     for row in reported_rows:
         if rows and int(row["round"]) == int(rows[-1]["round"]):
@@ -231,8 +234,9 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
         else:
             rows.append(row)
     rounds = [int(r["round"]) for r in rows]
-    # Resumed, not restarted: no round run twice, and the last one done.
-    assert rounds == sorted(set(rounds)) and rounds[-1] == 5 and rounds[0] == 1, rounds
+    # Resumed, not restarted: no round run twice, and the last one done; Tune's log holds at
+    # least every round after the kill.
+    assert rounds == sorted(set(rounds)) and rounds[-1] == 5 and rounds[0] <= killed_after + 1
     new = [r for r in rows if int(r["round"]) > killed_after]
     assert [int(r["round"]) for r in new] == list(range(killed_after + 1, 6))
     assert all(int(r["pid"]) != killed_pid and r["replayed"] == 0 for r in new), "new worker"
@@ -252,7 +256,7 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
 
     # An uninterrupted run of the same trial, in this process, with the same thread count.
-    (config,) = load_spec(sweep.config).trials()
+    (config,) = [t.config for t in load_sweep(sweep.config).trials]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

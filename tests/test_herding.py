@@ -36,17 +36,9 @@ from alsys.strategies.uherding import (
 from tests.strategy_contract import StrategyContract, softmax
 
 
-class TestMaxHerdingContract(StrategyContract):
-    name = "maxherding"
-
-
 class TestMaxHerdingTruncatedContract(StrategyContract):
     name = "maxherding"
     params = {"neighbours": 7}
-
-
-class TestUHerdingContract(StrategyContract):
-    name = "uherding"
 
 
 class TestUHerdingEntropyTruncatedContract(StrategyContract):

@@ -24,6 +24,7 @@ from tests.test_identity import TEMPERATURES
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "sweeps" / "dim_grid.py"
+TUNE = ROOT / "sweeps" / "tune_supclust.py"
 
 pytestmark = pytest.mark.integration
 
@@ -157,8 +158,8 @@ def test_three_temperatures_are_three_runs_with_their_names_and_params(tmp_path:
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 3
     assert sorted(r.info.run_name for r in children) == [
+        "supclust-digits-tiny-ssl-s0",  # T = 1 is the default: the name spells no parameter
         "supclust-digits-tiny-ssl-s0-temperature0.1",
-        "supclust-digits-tiny-ssl-s0-temperature1",
         "supclust-digits-tiny-ssl-s0-temperature10",
     ]
     params = sorted(float(r.data.params["strategy_params.temperature"]) for r in children)
@@ -169,6 +170,88 @@ def test_three_temperatures_are_three_runs_with_their_names_and_params(tmp_path:
     (parent,) = [r for r in runs if r.info.run_name == "sweep-temperatures"]
     assert {
         "supclust-digits-tiny-ssl-temperature0.1/mean",
-        "supclust-digits-tiny-ssl-temperature1/mean",
+        "supclust-digits-tiny-ssl/mean",
         "supclust-digits-tiny-ssl-temperature10/mean",
     } <= set(parent.data.metrics)
+
+
+# A search long enough to be interrupted mid-way: 8 candidates of 2 seeds x 4 rounds.
+SEARCH = """\
+name: searched
+dataset: digits
+setting: ssl
+budget: tiny
+seeds: [0, 1]
+holdout_seeds: [2]
+episodes: 4
+embed_epochs: 3
+search:
+  temperature: {low: 0.01, high: 10.0}
+  typ_ratio: {low: 0.02, high: 1.0}
+num_samples: 8
+sampler_seed: 0
+resources: {cpu: 1}
+"""
+
+
+def test_sigint_mid_search_then_resume_finishes_the_search_once(tmp_path: Path) -> None:
+    """tune_supclust runs on the shared engine: Ctrl-C stops it with the resume line, and
+    --resume finishes the search (Optuna's state restored with Tune's) and the held-out
+    sweep, every candidate and trial in one MLflow run, every round logged once."""
+    import optuna
+    from mlflow import MlflowClient
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    (tmp_path / "search.yaml").write_text(SEARCH)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [sys.executable, str(TUNE), "--config", str(tmp_path / "search.yaml")]
+    argv += ["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri]
+    argv += ["--store", str(tmp_path / "store")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    driver = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    progress = tmp_path / "ray" / "searched" / "alsys_progress"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        if sum(len(r["rounds"]) for r in _progress(progress).values()) >= 6:
+            break
+        time.sleep(0.1)
+    assert driver.poll() is None, "the search ended before it could be interrupted"
+    os.kill(driver.pid, signal.SIGINT)
+    try:
+        _, err = driver.communicate(timeout=180)
+    finally:
+        end_session(driver.pid)
+    assert driver.returncode == 130, err[-3000:]
+    (line,) = [row for row in err.splitlines() if "Resume with: " in row]
+    assert re.match(r"tune_supclust: interrupted: \d+ of 16 trials finished", line), line
+    assert "Traceback" not in err
+    resume = shlex.split(line.split("Resume with: ", 1)[1])
+    done = _run([sys.executable, *resume[1:]], tmp_path, 900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Held-out seeds 2 (tuned on seeds 0, 1)" in done.stdout
+    journal = tmp_path / "ray" / "searched" / "optuna_journal.log"
+    study = optuna.load_study(
+        study_name="searched", storage=JournalStorage(JournalFileBackend(str(journal)))
+    )
+    states = [t.state.name for t in study.trials]
+    print(f"--- interrupted: {line}\n--- the study's trials after --resume: {states}")
+    # One complete trial per candidate; those the interrupted driver left running are failed
+    # (their candidates ran again, as new trials with the same parameters).
+    assert states.count("COMPLETE") == 8 and "RUNNING" not in states, states
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("searched").experiment_id])
+    (search,) = [r for r in runs if r.info.run_name == "sweep-searched"]
+    assert search.info.status == "FINISHED"
+    candidates = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == search.info.run_id]
+    assert len(candidates) == 8 and all(r.info.status == "FINISHED" for r in candidates)
+    assert len({r.data.tags["alsys_candidate"] for r in candidates}) == 8, "one run each"
+    for candidate in candidates:
+        trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == candidate.info.run_id]
+        assert sorted(int(r.data.params["seed"]) for r in trials) == [0, 1]
+        for trial in trials:
+            steps = [m.step for m in client.get_metric_history(trial.info.run_id, "accuracy")]
+            assert sorted(steps) == [1, 2, 3, 4], f"{trial.info.run_name}: {steps}"

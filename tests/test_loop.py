@@ -66,7 +66,9 @@ def test_every_strategy_runs_two_ssl_rounds(
     check_rounds(state, 10, 10)
     # No model in round 1: the strategies that rank by the model's output alone, and BADGE
     # (its gradient embeddings need one), draw at random; UHerding and TCM run model-free.
-    model_based = REGISTRY[strategy].needs in ("probs", "mc_probs") or strategy == "badge"
+    inputs = REGISTRY[strategy].inputs
+    model_only = (inputs.probs or inputs.mc_samples) and not (inputs.space or inputs.features)
+    model_based = model_only or strategy == "badge"
     assert state.rounds[0].random_fallback == model_based
     assert not state.rounds[1].random_fallback
 
@@ -143,7 +145,8 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "supclust-digits-tiny-ssl-s0-c32-t64"
+    # The name spells the parameter set to another value than its default.
+    assert run.info.run_name == "supclust-digits-tiny-ssl-s0-c32-t64-temperature0.5"
     assert run.data.params["strategy"] == "supclust"
     assert run.data.params["strategy_params.temperature"] == "0.5"
     assert run.data.params["d_typ"] == "64"
@@ -246,3 +249,69 @@ def test_mlflow_logs_probcover_delta_per_round(tmp_path: Path) -> None:
     history = MlflowClient(tracking_uri=uri).get_metric_history(run_id, "strategy.delta")
     assert [m.step for m in history] == [1, 2]
     assert [m.value for m in history] == [r.strategy_metrics["delta"] for r in state.rounds]
+
+
+class NearestCentroid:
+    """A model defined here, not in alsys: it implements alsys.pool.Model (fit on the labeled
+    rows; probabilities, MC samples and features for any rows) and counts what it was asked."""
+
+    def __init__(self) -> None:
+        self.centroids = np.zeros((0, 0))
+        self.calls: list[str] = []
+
+    def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> NearestCentroid:
+        self.calls.append(f"fit {len(y)}")
+        # A class with no label yet sits at the origin (the rows are unit-length).
+        self.centroids = np.stack(
+            [x[y == c].mean(axis=0) if (y == c).any() else np.zeros(x.shape[1]) for c in range(3)]
+        )
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.calls.append("proba")
+        logits = -((x[:, None, :] - self.centroids[None]) ** 2).sum(axis=2)
+        z = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return np.asarray(z / z.sum(axis=1, keepdims=True), dtype=np.float64)
+
+    def mc_proba(self, x: np.ndarray, passes: int) -> np.ndarray:
+        self.calls.append("mc")
+        return np.stack([self.predict_proba(x) for _ in range(passes)])
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+
+def test_the_loop_runs_with_a_model_it_is_given() -> None:
+    from alsys.strategies import margin_scores
+    from tests.conftest import toy_data
+
+    data = toy_data(n=90, n_train=60)
+    model = NearestCentroid()
+    config = TrialConfig(strategy="margin", episodes=3, seed=0)
+    state = run_trial(config, data, model=model)
+    # Fitted after each selection on every label so far (3 a round), and asked for the pool's
+    # probabilities before rounds 2 and 3 and for the test split's after each fit.
+    assert [c for c in model.calls if c.startswith("fit")] == ["fit 3", "fit 6", "fit 9"]
+    assert model.calls.count("proba") == 2 + 3
+    # Round 3's picks are the model's three smallest margins among the unlabeled rows.
+    labeled = (state.bought_round >= 1) & (state.bought_round <= 2)
+    again = NearestCentroid().fit(
+        data.features_train[labeled], data.dataset.train_labels[labeled], 0
+    )
+    margins = np.where(labeled, np.inf, margin_scores(again.predict_proba(data.features_train)))
+    assert sorted(state.rounds[2].selected) == sorted(np.argsort(margins)[:3].tolist())
+    # The balanced accuracy is the given model's on the test split.
+    final = NearestCentroid().fit(
+        data.features_train[state.labeled_mask], data.dataset.train_labels[state.labeled_mask], 0
+    )
+    predicted = final.predict_proba(data.features_test).argmax(axis=1)
+    expected = balanced_accuracy_score(data.dataset.test_labels, predicted)
+    assert state.rounds[-1].balanced_accuracy == pytest.approx(expected)
+
+
+def test_the_loop_gives_a_given_model_mc_samples_for_mc_strategies() -> None:
+    from tests.conftest import toy_data
+
+    model = NearestCentroid()
+    run_trial(TrialConfig(strategy="bald", episodes=2, mc_passes=4), toy_data(), model=model)
+    assert model.calls.count("mc") == 1  # before round 2, the one round with a model

@@ -30,11 +30,6 @@ class TestProbCoverFixedDeltaContract(StrategyContract):
     params = {"delta": 0.3}
 
 
-class TestProbCoverPurityRuleContract(StrategyContract):
-    name = "probcover"
-    params = {"n_classes": 4}
-
-
 def naive_greedy(x: np.ndarray, delta: float, labeled: np.ndarray, budget: int, rng) -> list[int]:
     """The reference algorithm on a dense adjacency matrix."""
     adjacency = cdist(x, x) < delta

@@ -3,11 +3,6 @@ from __future__ import annotations
 import numpy as np
 
 from alsys.strategies import Pool, make_strategy
-from tests.strategy_contract import StrategyContract
-
-
-class TestRandomContract(StrategyContract):
-    name = "random"
 
 
 def test_random_is_uniform_over_the_unlabeled_pool() -> None:

@@ -204,7 +204,9 @@ def test_dimension_heatmaps_draw_the_baselines_beside_each_grid(tmp_path: Path) 
                 rows.append(
                     {
                         "run_id": f"{strategy}{d_clst}{d_typ}{seed}",
-                        "strategy": strategy,
+                        "strategy": strategy,  # the configuration's label, as trial_frame's
+                        "kind": strategy,
+                        "space": "simclr",
                         "dataset": "digits",
                         "budget": "tiny",
                         "setting": "ssl",

@@ -18,8 +18,11 @@ from hypothesis import strategies as st
 from alsys.cli import main
 from alsys.strategies import REGISTRY
 
+# The strategies that select from embeddings (with or without a model's outputs besides).
 EMBEDDING = sorted(
-    n for n, cls in REGISTRY.items() if getattr(cls, "needs", "") in ("embeddings", "nothing")
+    n
+    for n, cls in REGISTRY.items()
+    if cls.inputs.space or cls.inputs.features or not (cls.inputs.probs or cls.inputs.mc_samples)
 )
 MODEL = sorted(set(REGISTRY) - set(EMBEDDING))
 PARAMS = {

@@ -9,19 +9,6 @@ import pytest
 from alsys.errors import InputError
 from alsys.strategies import Pool, cluster_weights, make_strategy, sup_scores
 from alsys.strategies.clustering import typicality
-from tests.strategy_contract import StrategyContract
-
-
-class TestSUPClustContract(StrategyContract):
-    name = "supclust"
-
-
-class TestSUPClustNoSupContract(StrategyContract):
-    name = "supclust_no_sup"
-
-
-class TestSUPClustNoTypicalityContract(StrategyContract):
-    name = "supclust_no_typicality"
 
 
 def naive_sup(points: np.ndarray, centres: np.ndarray, i: int, t: float) -> list[float]:
@@ -59,8 +46,8 @@ def line_clusters() -> tuple[np.ndarray, dict[float, int]]:
 
 def test_supclust_picks_the_points_facing_the_nearest_cluster() -> None:
     points, index_of = line_clusters()
-    for name in ("supclust", "supclust_no_typicality"):
-        strategy = make_strategy(name, normalize=False, temperature=0.1, typ_ratio=1.0)
+    for name, params in (("supclust", {"typ_ratio": 1.0}), ("supclust_no_typicality", {})):
+        strategy = make_strategy(name, normalize=False, temperature=0.1, **params)
         selection = strategy.select(
             Pool(embeddings=points), np.zeros(len(points), bool), 3, np.random.default_rng(0)
         )

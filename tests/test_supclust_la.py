@@ -8,11 +8,6 @@ import pytest
 from alsys.errors import InputError
 from alsys.strategies import Pool, make_strategy
 from alsys.strategies.supclust_la import cluster_classes
-from tests.strategy_contract import StrategyContract
-
-
-class TestSUPClustLAContract(StrategyContract):
-    name = "supclust_la"
 
 
 def imbalanced(seed: int) -> tuple[np.ndarray, np.ndarray]:

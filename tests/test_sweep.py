@@ -6,31 +6,35 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alsys.errors import InputError
-from alsys.sweep import SweepSpec, load_spec
+from alsys.sweep import Sweep, SweepSpec, load_sweep
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
 
+def configs(sweep: Sweep) -> list[Any]:
+    return [t.config for t in sweep.trials]
+
+
 def test_dim_grid_default_is_the_embedded_one() -> None:
-    spec = load_spec(SWEEPS / "dim_grid.yaml")
-    trials = spec.trials()
+    trials = [t.config for t in load_sweep(SWEEPS / "dim_grid.yaml").trials]
     # strategies x D_clst x D_typ x seeds, + Random per seed (TypiClust 64/64 is a grid trial)
     assert len(trials) == 2 * 4 * 4 * 3 + 3
     assert {t.dataset for t in trials} == {"digits"} and {t.setting for t in trials} == {"ssl"}
-    assert len(load_spec(SWEEPS / "dim_grid.yaml", smoke=True).trials()) == 8 + 1
+    assert len(load_sweep(SWEEPS / "dim_grid.yaml", smoke=True).trials) == 8 + 1
 
 
 @pytest.mark.parametrize(("smoke", "top", "seeds"), [(False, 64, 3), (True, 16, 1)])
 def test_dim_grid_runs_random_and_typiclust_at_the_largest_pair_as_baselines(
     smoke: bool, top: int, seeds: int
 ) -> None:
-    spec = load_spec(SWEEPS / "dim_grid.yaml", smoke=smoke)
-    named = spec.named_trials()
-    baselines = spec.baseline_names()
+    sweep = load_sweep(SWEEPS / "dim_grid.yaml", smoke=smoke)
+    named = {t.name: t.config for t in sweep.trials}
+    baselines = {t.name for t in sweep.trials if t.baseline}
     random = {name for name, c in named.items() if c.strategy == "random"}
     assert len(random) == seeds, "Random once per seed, not once per D pair"
     assert all(named[n].d_clst is None and named[n].d_typ is None for n in random)
@@ -57,7 +61,7 @@ def test_bad_baselines_fail_naming_the_field(tmp_path: Path, baselines: str, fie
     text = f"name: x\nstrategies: [typiclust]\nseeds: [0]\nbaselines: {baselines}\n"
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(InputError, match=field) as error:
-        load_spec(tmp_path / "bad.yaml")
+        load_sweep(tmp_path / "bad.yaml")
     assert "\n" not in str(error.value)
 
 
@@ -67,40 +71,38 @@ def test_parameter_sets_of_one_strategy_are_separate_trials_with_separate_names(
         axes={"strategy": ["supclust", "random"], "seed": [0]},
         strategy_params={"supclust": [{"temperature": 0.5, "typ_ratio": 0.2}, {}]},
     )
-    assert sorted(spec.named_trials()) == [
+    trials = spec.expand()
+    assert sorted(t.name for t in trials) == [
         "random-digits-tiny-ssl-s0",
-        "supclust-digits-tiny-ssl-s0-default",
+        "supclust-digits-tiny-ssl-s0",
         "supclust-digits-tiny-ssl-s0-temperature0.5-typ_ratio0.2",
     ]
+    # The configuration (what a mean over seeds is taken over) is the name without the seed.
+    assert {t.configuration for t in trials} == {
+        "random-digits-tiny-ssl",
+        "supclust-digits-tiny-ssl",
+        "supclust-digits-tiny-ssl-temperature0.5-typ_ratio0.2",
+    }
 
 
-def _rows(spec: SweepSpec, rounds: int) -> list[dict[str, object]]:
-    """Made-up results of every trial of a spec: one row per trial and round."""
-    baselines = spec.baseline_names()
+def _rows(sweep: Sweep, rounds: int) -> list[dict[str, object]]:
+    """Made-up results of every trial of a sweep, as the collect stage makes its rows."""
+    from alsys.sweep.collect import trial_rows
+
+    def value(config: Any, r: int) -> float:
+        return float(0.1 * r + 0.01 * config.seed + (0.05 if config.strategy == "random" else 0))
+
     return [
-        {
-            "strategy": c.strategy,
-            "dataset": c.dataset,
-            "budget": c.budget,
-            "setting": c.setting,
-            "seed": c.seed,
-            "d_clst": c.d_clst,
-            "d_typ": c.d_typ,
-            "space": c.space,
-            "params": json.dumps(c.strategy_params),
-            "baseline": name in baselines,
-            "round": r,
-            "balanced_accuracy": 0.1 * r + 0.01 * c.seed + (0.05 if c.strategy == "random" else 0),
-        }
-        for name, c in spec.named_trials().items()
-        for r in range(1, rounds + 1)
+        row
+        for t in sweep.trials
+        for row in trial_rows(t, [(r, value(t.config, r)) for r in range(1, rounds + 1)])
     ]
 
 
 def test_summary_is_a_grid_per_strategy_with_the_baselines_beside_it() -> None:
     from alsys.sweep import results_table, summary_text
 
-    rows = _rows(load_spec(SWEEPS / "dim_grid.yaml"), rounds=5)
+    rows = _rows(load_sweep(SWEEPS / "dim_grid.yaml"), rounds=5)
     text = summary_text(rows)
     for strategy in ("typiclust", "supclust"):
         assert f"{strategy}, digits tiny ssl: D_clst (rows) x D_typ (columns)" in text
@@ -119,7 +121,7 @@ def test_summary_is_a_grid_per_strategy_with_the_baselines_beside_it() -> None:
 def test_summary_of_the_other_sweeps_is_one_line_per_configuration(name: str) -> None:
     from alsys.sweep import configuration_means, summary_text
 
-    rows = _rows(load_spec(SWEEPS / f"{name}.yaml", smoke=True), rounds=2)
+    rows = _rows(load_sweep(SWEEPS / f"{name}.yaml", smoke=True), rounds=2)
     text = summary_text(rows)
     assert "D_clst (rows)" not in text and "Mean ± s.e. over seeds:" in text
     means = configuration_means(rows)
@@ -139,6 +141,13 @@ def test_summary_of_the_other_sweeps_is_one_line_per_configuration(name: str) ->
         ("strategy_params: {supclust: {typ_ratio: 2}}", "supclust.typ_ratio"),
         ("dataset: mnist", "dataset"),
         ("colour: blue", "colour"),
+        # Checked with the YAML too, not once the cluster has started (they used to be):
+        ("embed_mode: sideways", "bad.yaml: embed_mode: must be one of nested, separate"),
+        ("dataset_options: {colour: 1}", "bad.yaml: dataset_options.colour: unknown option"),
+        ("ssl: {steps: 0}", "bad.yaml: ssl.steps"),
+        ("fsl: {backbone: vgg}", "bad.yaml: fsl.backbone"),
+        ("embed_epochs: 0", "bad.yaml: embed_epochs"),
+        ("spaces: [pca:032]", "bad.yaml: space"),
     ],
 )
 def test_bad_sweep_configs_fail_naming_the_field(tmp_path: Path, line: str, field: str) -> None:
@@ -146,8 +155,9 @@ def test_bad_sweep_configs_fail_naming_the_field(tmp_path: Path, line: str, fiel
     key = line.split(":")[0]
     kept = [row for row in base.splitlines() if not row.startswith(f"{key}:")]
     (tmp_path / "bad.yaml").write_text("\n".join([*kept, line]) + "\n")
-    with pytest.raises(InputError, match=field):
-        load_spec(tmp_path / "bad.yaml")
+    with pytest.raises(InputError, match=field) as error:
+        load_sweep(tmp_path / "bad.yaml")
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.integration
@@ -264,8 +274,8 @@ def test_main_results_smoke_runs_the_frontier_strategies_on_ray_and_logs_each_tr
     ("name", "full", "smoke"), [("main_results", 2560, 18), ("ablation", 40, 4)]
 )
 def test_other_sweeps_expand_to_their_spaces(name: str, full: int, smoke: int) -> None:
-    assert len(load_spec(SWEEPS / f"{name}.yaml").trials()) == full
-    smoke_trials = load_spec(SWEEPS / f"{name}.yaml", smoke=True).trials()
+    assert len(configs(load_sweep(SWEEPS / f"{name}.yaml"))) == full
+    smoke_trials = configs(load_sweep(SWEEPS / f"{name}.yaml", smoke=True))
     assert len(smoke_trials) == smoke
     assert {t.dataset for t in smoke_trials} == {"digits"}
 
@@ -281,12 +291,13 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
 
     from tests.sweep_scripts import tune_main
 
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [
         "--smoke",
         "--storage-path",
         str(tmp_path / "ray"),
         "--tracking-uri",
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        uri,
         "--store",
         str(tmp_path / "s"),
     ]
@@ -319,9 +330,25 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
     assert len(held) == 3 * 2 and all(r.info.status == "FINISHED" for r in held)
     assert {int(r.data.params["seed"]) for r in held} == set(tuning.holdout_seeds) == {2, 3}
     assert not set(tuning.holdout_seeds) & set(tuning.seeds)
-    candidates = [r for r in runs if "seeds" in r.data.params]
-    assert len(candidates) == 4
+    # The search ran through the shared engine: its parent run, one child run per candidate
+    # (its parameters, its value per seed done), and each candidate's trials under it, each
+    # tracked as every trial is (its rounds, exactly once).
+    (search,) = [r for r in runs if r.info.run_name == "sweep-tune_supclust_smoke"]
+    assert search.info.status == "FINISHED" and search.data.tags["optuna_journal"]
+    candidates = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == search.info.run_id]
+    assert len(candidates) == 4 and all(r.info.status == "FINISHED" for r in candidates)
     assert all(json.loads(r.data.params["seeds"]) == tuning.seeds for r in candidates)
+    for candidate in candidates:
+        steps = client.get_metric_history(candidate.info.run_id, "auc")
+        assert [m.step for m in steps] == [1, 2]
+        trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == candidate.info.run_id]
+        assert sorted(int(r.data.params["seed"]) for r in trials) == tuning.seeds
+        for trial in trials:
+            history = client.get_metric_history(trial.info.run_id, "balanced_accuracy")
+            assert [m.step for m in history] == [1, 2]
+            assert float(trial.data.params["strategy_params.temperature"]) == pytest.approx(
+                float(candidate.data.params["temperature"])
+            )
     journal = tmp_path / "ray" / "tune_supclust_smoke" / "optuna_journal.log"
     study = optuna.load_study(
         study_name="tune_supclust_smoke", storage=JournalStorage(JournalFileBackend(str(journal)))
@@ -341,6 +368,25 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
     assert "<h2>Optuna study" in page and "Best of 4 trials" in page
     assert (tmp_path / "report" / "optuna_history.png").stat().st_size > 10_000
     assert (tmp_path / "report" / "optuna_importances.png").is_file()
+    # Its learning curves: tuned and default SUPClust are two configurations, two curves, and
+    # the search's trials (tuning seeds) are not among them.
+    from alsys.report_sections import trial_frame
+    from alsys.tracking import read_experiment
+
+    frame = trial_frame(read_experiment(uri, "tune_supclust_smoke")["runs"])
+    curves = sorted(frame.strategy.unique())
+    assert len(curves) == 3 and curves[0] == "supclust" and curves[-1] == "typiclust"
+    assert curves[1].startswith("supclust temperature=") and set(frame.seed) == {2, 3}
+    # --resume with everything done runs nothing again and logs nothing twice.
+    try:
+        assert tune_main(SWEEPS / "tune_supclust.yaml", [*argv, "--resume"]) == 0
+    finally:
+        ray.shutdown()
+    again = client.search_runs([experiment.experiment_id])
+    assert len(again) == len(runs)
+    for run in again:
+        history = client.get_metric_history(run.info.run_id, "balanced_accuracy")
+        assert len(history) == len({m.step for m in history})
 
 
 def test_tuning_spec_rejects_bad_ranges(tmp_path: Path) -> None:
@@ -382,7 +428,7 @@ def test_held_out_evaluation_is_three_trials_per_held_out_seed() -> None:
     tuning = load_tuning_spec(SWEEPS / "tune_supclust.yaml")
     assert tuning.seeds == [0, 1, 2] and len(tuning.holdout_seeds) == 10
     spec = tuning.holdout_spec("h", {"temperature": 0.25, "typ_ratio": 0.5})
-    trials = spec.named_trials()
+    trials = {t.name: t.config for t in spec.expand()}
     assert len(trials) == 3 * 10
     assert {c.seed for c in trials.values()} == set(tuning.holdout_seeds)
     params = {(c.strategy, json.dumps(c.strategy_params)) for c in trials.values()}
@@ -432,7 +478,7 @@ def test_damaged_tune_state_is_not_restored(tmp_path: Path) -> None:
 
 
 def test_hvae_sweep_expands_to_the_chapter_3_grid() -> None:
-    trials = load_spec(SWEEPS / "hvae.yaml").trials()
+    trials = configs(load_sweep(SWEEPS / "hvae.yaml"))
     assert len(trials) == 3 * (1 + 13 + 4)  # seeds x (random, typiclust spaces, ood variants)
     typiclust = {t.space for t in trials if t.strategy == "typiclust"}
     assert typiclust == {"simclr"} | {
@@ -445,7 +491,7 @@ def test_hvae_sweep_expands_to_the_chapter_3_grid() -> None:
     assert ood == {(s, inv) for s in ("hvae:z2:mean", "simclr") for inv in (False, True)}
     assert {t.space for t in trials if t.strategy == "random"} == {"simclr"}
     assert len({t.run_name() for t in trials}) == len(trials)
-    assert len(load_spec(SWEEPS / "hvae.yaml", smoke=True).trials()) == 6
+    assert len(configs(load_sweep(SWEEPS / "hvae.yaml", smoke=True))) == 6
 
 
 @pytest.mark.parametrize(
@@ -461,7 +507,7 @@ def test_bad_hvae_sweep_fields_are_named(tmp_path: Path, extra: str, field: str)
     base = "name: x\nstrategies: [typiclust, ood_llr]\nseeds: [0]\n"
     (tmp_path / "bad.yaml").write_text(base + extra + "\n")
     with pytest.raises(InputError, match=field):
-        load_spec(tmp_path / "bad.yaml")
+        load_sweep(tmp_path / "bad.yaml")
 
 
 @pytest.mark.integration
@@ -510,7 +556,7 @@ resources: {cpu: 1, gpu: 0}
 
 def test_baseline_spaces_are_a_sweep_axis(tmp_path: Path) -> None:
     (tmp_path / "baselines.yaml").write_text(BASELINE_SWEEP)
-    trials = load_spec(tmp_path / "baselines.yaml").trials()
+    trials = configs(load_sweep(tmp_path / "baselines.yaml"))
     assert sorted(t.run_name() for t in trials) == [
         "random-digits-tiny-fsl-s0",
         "typiclust-digits-tiny-fsl-s0-pca-16",
@@ -532,7 +578,7 @@ def test_bad_baseline_spaces_in_a_sweep_are_named(
     text = BASELINE_SWEEP.replace("[pixels, pca:16]", spaces)
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(InputError, match=message) as error:
-        load_spec(tmp_path / "bad.yaml")
+        load_sweep(tmp_path / "bad.yaml")
     assert error.value.field == "bad.yaml: space"
 
 
@@ -570,6 +616,40 @@ def test_baseline_space_sweep_tracks_each_space_on_a_real_ray(tmp_path: Path) ->
 def test_digits_lt_is_a_sweep_dataset_with_its_ratio(tmp_path: Path) -> None:
     text = BASELINE_SWEEP.replace("dataset: digits", "dataset: digits_lt")
     (tmp_path / "lt.yaml").write_text(text + "dataset_options: {imbalance_ratio: 20}\n")
-    trials = load_spec(tmp_path / "lt.yaml").trials()
+    trials = configs(load_sweep(tmp_path / "lt.yaml"))
     assert {t.dataset for t in trials} == {"digits_lt"}
     assert {t.dataset_options["imbalance_ratio"] for t in trials} == {20}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("script", ["dim_grid", "tune_supclust"])
+def test_a_failed_prepare_stage_closes_the_parent_run_as_failed_with_the_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], script: str
+) -> None:
+    """The prepare stage fails for real (the embedding store is a file, so nothing can be read
+    or written there) after the parent run exists: the parent ends FAILED, its error tagged,
+    and the script says so in one line."""
+    import ray
+    from mlflow import MlflowClient
+
+    from alsys.sweep.cli import sweep_main
+    from tests.sweep_scripts import tune_main
+
+    store = tmp_path / "store"
+    store.write_text("not a folder")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["--smoke", "--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri]
+    argv += ["--store", str(store)]
+    main = sweep_main if script == "dim_grid" else tune_main
+    try:
+        assert main(SWEEPS / f"{script}.yaml", argv) == 1
+    finally:
+        ray.shutdown()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"{script}: error: ") and str(store) in err[-1]
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(f"{script}_smoke")
+    (parent,) = client.search_runs([experiment.experiment_id])
+    assert parent.info.run_name == f"sweep-{script}_smoke"
+    assert parent.info.status == "FAILED"
+    assert str(store) in parent.data.tags["error"]

@@ -8,12 +8,7 @@ import pytest
 from alsys.errors import InputError
 from alsys.strategies import Pool, make_strategy
 from tests.conftest import blobs
-from tests.strategy_contract import StrategyContract, softmax
-
-
-class TestTCMContract(StrategyContract):
-    name = "tcm"
-    params = {"n_classes": 4}
+from tests.strategy_contract import softmax
 
 
 def pool_with_probs(seed: int = 0) -> Pool:

@@ -8,10 +8,6 @@ from alsys.strategies import Pool, make_strategy, typicality
 from tests.strategy_contract import StrategyContract
 
 
-class TestTypiClustContract(StrategyContract):
-    name = "typiclust"
-
-
 class TestTypiClustEuclideanContract(StrategyContract):
     name = "typiclust"
     params = {"distance": "euclidean"}

@@ -14,27 +14,7 @@ from alsys.strategies import (
     make_strategy,
     margin_scores,
 )
-from tests.strategy_contract import StrategyContract, softmax
-
-
-class TestLeastConfidenceContract(StrategyContract):
-    name = "least_confidence"
-
-
-class TestMarginContract(StrategyContract):
-    name = "margin"
-
-
-class TestEntropyContract(StrategyContract):
-    name = "entropy"
-
-
-class TestBALDContract(StrategyContract):
-    name = "bald"
-
-
-class TestDBALContract(StrategyContract):
-    name = "dbal"
+from tests.strategy_contract import softmax
 
 
 def _probs(seed: int = 0, n: int = 50, classes: int = 5) -> np.ndarray:

@@ -36,23 +36,33 @@ def dataset_loader(name: str) -> Callable[..., Dataset]:
     return lookup(DATASETS, name, "dataset")
 
 
-def load_dataset(name: str, **options: Any) -> Dataset:
-    """The dataset ``name`` with its loader's ``options``; unknown names or options list the
-    valid ones."""
+def check_dataset_options(name: str, options: dict[str, Any]) -> None:
+    """An unknown dataset, or an option its loader does not take, is an InputError listing the
+    valid ones (the option's value is the loader's to check, when it loads)."""
     loader = dataset_loader(name)
+    if not isinstance(options, dict):
+        raise InputError("dataset_options", f"must be a mapping of {name}'s loader options")
     accepted = list(inspect.signature(loader).parameters)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise InputError(
-            f"{name}.{unknown[0]}", f"unknown option; {name} takes: {', '.join(accepted) or 'none'}"
+            f"dataset_options.{unknown[0]}",
+            f"unknown option; {name} takes: {', '.join(accepted) or 'none'}",
         )
-    return loader(**options)
+
+
+def load_dataset(name: str, **options: Any) -> Dataset:
+    """The dataset ``name`` with its loader's ``options``; unknown names or options list the
+    valid ones."""
+    check_dataset_options(name, options)
+    return dataset_loader(name)(**options)
 
 
 __all__ = [
     "DATASETS",
     "Dataset",
     "DatasetUnavailable",
+    "check_dataset_options",
     "data_root",
     "dataset_loader",
     "load_dataset",

@@ -35,7 +35,6 @@ class Dataset:
 
     Image datasets fill ``train_images``/``test_images`` (N, H, W, C) uint8; bring-your-own
     embedding datasets fill ``train_features``/``test_features`` (N, d) float32 instead.
-    ``metric`` is the thesis's headline metric for the dataset (balanced accuracy for ISIC).
     """
 
     name: str
@@ -46,7 +45,6 @@ class Dataset:
     test_images: ImageArray | None = None
     train_features: npt.NDArray[np.float32] | None = None
     test_features: npt.NDArray[np.float32] | None = None
-    metric: str = "accuracy"
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

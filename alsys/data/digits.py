@@ -70,6 +70,5 @@ def load_lt(imbalance_ratio: float = DIGITS_LT_IMBALANCE_RATIO) -> Dataset:
         test_labels=full.test_labels,
         train_images=np.ascontiguousarray(full.train_images[keep]),
         test_images=full.test_images,
-        metric="balanced_accuracy",
         options={"imbalance_ratio": ratio},
     )

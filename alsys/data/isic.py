@@ -86,6 +86,5 @@ def load_isic2019(
         test_y,
         np.ascontiguousarray(train_x),
         np.ascontiguousarray(test_x),
-        metric="balanced_accuracy",
         options={"root": root, "image_size": image_size, "split_seed": split_seed},
     )

@@ -27,13 +27,10 @@ samples: ``"mean"`` (default) is the expectation eq. 3.2 writes, the mean log-we
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,8 +41,7 @@ from torch import nn
 from alsys.device import torch_device
 from alsys.embed.gaussian import _Gaussian, _gaussian_kl, _gaussian_log_density, _mlp
 from alsys.errors import InputError
-from alsys.spaces import LAYERS, MODELS, Space, parse_space
-from alsys.spaces import unit_rows as _unit
+from alsys.spaces import LAYERS, Space, parse_space
 
 INPUTS = ("images", "embeddings")
 ESTIMATORS = ("mean", "iw")
@@ -352,148 +348,14 @@ def hvae_outputs(
     return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
-@cache
-def hvae_code_version() -> str:
-    import alsys
-
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
-    return f"{alsys.__version__}+{digest}"
-
-
-def hvae_embeddings(
-    dataset: str,
-    model: str = "hvae",
-    seed: int = 0,
-    epochs: int | None = None,
-    store: Any = None,
-    dataset_options: dict[str, Any] | None = None,
-    simclr: dict[str, Any] | None = None,
-    show_progress: bool = True,
-    loaded: Any = None,
-) -> dict[str, np.ndarray]:
-    """The HVAE entry for ``dataset`` from the embedding store (trained once, then read).
-
-    ``model``: ``hvae`` (on the images) or ``hvae-emb`` (on the 512-D SimCLR embeddings,
-    trained with ``simclr``: ``{"mode", "epochs", "seed"}``). The entry holds, for ``train``
-    and ``test``: ``<split>_mu_z{j}``, ``<split>_sd_z{j}``, ``<split>_rp_z{j}``,
-    ``<split>_elbo``, ``<split>_llr1``, ``<split>_llr2``; and the training curves ``loss``,
-    ``elbo`` and ``kl`` ((epochs, 3), per layer).
-    """
-    from alsys.data import load_dataset
-    from alsys.embed import DIMENSIONS, NOT_IN_KEY, simclr_embeddings
-    from alsys.embed.store import EmbeddingStore
-
-    if model not in MODELS:
-        raise InputError("space", f"unknown HVAE model {model!r}; valid: {', '.join(MODELS)}")
-    kind = MODELS[model]
-    config = hvae_preset(dataset, kind, epochs)
-    options = dict(dataset_options or {})
-    store = store or EmbeddingStore()
-    simclr = dict(simclr or {})
-    cache_: list[Any] = [loaded] if loaded is not None else []
-
-    def data() -> Any:
-        if not cache_:
-            cache_.append(load_dataset(dataset, **options))
-        return cache_[0]
-
-    spec: dict[str, Any] = {
-        "kind": "hvae",
-        "dataset": dataset,
-        "dataset_options": {k: v for k, v in options.items() if k not in NOT_IN_KEY},
-        "hvae": config.as_dict(),
-        "seed": seed,
-        "code": hvae_code_version(),
-    }
-    source: tuple[np.ndarray, np.ndarray] | None = None
-    if kind == "embeddings":
-        if dataset == "embeddings":
-            spec["input"] = "dataset features"
-        else:
-            by_dim = simclr_embeddings(
-                dataset,
-                list(DIMENSIONS)
-                if simclr.get("mode", "nested") == "nested"
-                else [config.simclr_dim],
-                mode=simclr.get("mode", "nested"),
-                seed=int(simclr.get("seed", 0)),
-                epochs=simclr.get("epochs"),
-                store=store,
-                dataset_options=options,
-                show_progress=show_progress,
-            )
-            chosen = by_dim[config.simclr_dim]
-            source = (chosen.train, chosen.test)
-            spec["input"] = f"simclr entry {chosen.path.name}"
-    elif dataset == "embeddings":
-        raise InputError("space", "hvae reads images; the embeddings dataset has none (hvae-emb)")
-
-    def train() -> dict[str, np.ndarray]:
-        if kind == "images":
-            loaded_data = data()
-            train_x = prepare_inputs(loaded_data.train_images, "images")
-            test_x = prepare_inputs(loaded_data.test_images, "images")
-        else:
-            train_raw, test_raw = source if source is not None else _features(data())
-            train_x = prepare_inputs(_unit(train_raw), "embeddings")
-            stats = (train_x.shift, train_x.scale)
-            assert stats[0] is not None and stats[1] is not None
-            test_x = prepare_inputs(_unit(test_raw), "embeddings", (stats[0], stats[1]))
-        network, history = train_hvae(train_x.x, config, seed, show_progress)
-        arrays = dict(history)
-        # The weights too, as plain arrays (never a pickle), for scoring other data later.
-        for name, tensor in network.state_dict().items():
-            arrays[f"w.{name}"] = tensor.detach().cpu().numpy()
-        if train_x.shift is not None and train_x.scale is not None:
-            arrays["input_shift"], arrays["input_scale"] = train_x.shift, train_x.scale
-        else:
-            arrays["input_hw"] = np.asarray(train_x.x.shape[2:], dtype=np.int64)
-        for split, inputs in (("train", train_x), ("test", test_x)):
-            for name, values in hvae_outputs(network, inputs.x, seed).items():
-                arrays[f"{split}_{name}"] = values
-        return arrays
-
-    arrays: dict[str, np.ndarray] = store.get_or_compute(spec, train)
-    return arrays
-
-
-def load_network(
-    arrays: dict[str, np.ndarray], dataset: str, model: str = "hvae", epochs: int | None = None
-) -> LadderVAE:
-    """The trained HVAE of a store entry (from its weight arrays), in eval mode on the CPU."""
-    config = hvae_preset(dataset, MODELS[model], epochs)
-    if config.input == "images":
-        weight = arrays["w.encoder.0.weight"]  # (channels out, channels in, 3, 3)
-        shape: tuple[int, ...] = (int(weight.shape[1]), *arrays["input_hw"].tolist())
-    else:
-        shape = (int(arrays["input_shift"].shape[0]),)
-    network = LadderVAE(config, shape)
-    state = {k[2:]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("w.")}
-    network.load_state_dict(state)
-    return network.eval()
-
-
-def _features(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    return dataset.train_features, dataset.test_features
-
-
-def space_features(arrays: dict[str, np.ndarray], space: Space, split: str = "train") -> np.ndarray:
-    """The (N, d_j) latent a space names, from an HVAE entry."""
-    prefix = "mu" if space.mode == "mean" else "rp"
-    return np.asarray(arrays[f"{split}_{prefix}_z{space.layer}"])
-
-
 __all__ = [
     "ESTIMATORS",
     "HVAEConfig",
     "LadderVAE",
     "Space",
-    "hvae_embeddings",
     "hvae_outputs",
     "hvae_preset",
-    "load_network",
     "parse_space",
     "prepare_inputs",
-    "space_features",
     "train_hvae",
 ]

@@ -170,7 +170,6 @@ class BADGE(Strategy):
     """
 
     name = "badge"
-    needs = "embeddings"
     inputs = Inputs(features=True, probs=True)
 
     seeding: str = "badge"

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from alsys.errors import InputError
+from alsys.spaces import unit_rows
 
 FloatArray = npt.NDArray[np.floating[Any]]
 IntArray = npt.NDArray[np.integer[Any]]
@@ -246,52 +247,32 @@ def top_k_tiebreak(scores: FloatArray, k: int, rng: np.random.Generator) -> IntA
 # A float32 row whose norm is within this of 1 counts as normalised: prepare_features then uses
 # the caller's array as it is (float32 normalisation leaves norms within a few 1e-7 of 1).
 NORM_TOLERANCE = 4e-6
-# Rows per block when features are checked or converted (a bounded temporary, whatever n is).
+# Rows per block when features are checked (a bounded temporary, whatever n is).
 FEATURE_BLOCK = 16_384
 
 
 def prepare_features(array: FloatArray, name: str, normalize: bool) -> npt.NDArray[np.float32]:
     """The features as float32, C-contiguous, L2-normalised per row if asked (as the reference
-    code does).
+    code does) by the one row normaliser, :func:`alsys.spaces.unit_rows`, and its zero-row rule.
 
-    An array that is already all that (a float32 pool saved normalised, memory-mapped by
-    ``alsys select``) is returned as it is, not copied: strategies only read it. Otherwise the
-    result is one new array, filled FEATURE_BLOCK rows at a time, so no second full-size
-    temporary exists besides it.
+    An array that is already all that (the loop's spaces, normalised where they enter; a
+    float32 pool saved normalised, memory-mapped by ``alsys select``) is returned as it is, not
+    copied: strategies only read it. Otherwise the result is one new array.
     """
     x = np.asarray(array)
     ready = x.dtype == np.float32 and x.flags.c_contiguous
-    if ready and not normalize:
-        return x
-    if ready:
+    if not normalize:
+        return x if ready else np.ascontiguousarray(x, dtype=np.float32)
+    if ready and x.ndim == 2:
         norms = np.concatenate(
-            [np.linalg.norm(x[s : s + FEATURE_BLOCK], axis=1) for s in _blocks(x)]
+            [
+                np.linalg.norm(x[s : s + FEATURE_BLOCK], axis=1)
+                for s in range(0, x.shape[0], FEATURE_BLOCK)
+            ]
         )
-        _check_norms(name, norms)
         if np.all(np.abs(norms - 1.0) <= NORM_TOLERANCE):
             return x
-    out = np.empty(x.shape, dtype=np.float32)
-    for start in _blocks(x):
-        block = out[start : start + FEATURE_BLOCK]
-        block[...] = x[start : start + FEATURE_BLOCK]
-        if normalize:
-            norms = np.linalg.norm(block, axis=1)
-            _check_norms(name, norms, start)
-            block /= norms[:, None]
-    return out
-
-
-def _blocks(x: npt.NDArray[Any]) -> range:
-    return range(0, x.shape[0], FEATURE_BLOCK)
-
-
-def _check_norms(name: str, norms: FloatArray, offset: int = 0) -> None:
-    zero = norms == 0
-    if zero.any():
-        raise InputError(
-            name,
-            f"row {offset + int(np.flatnonzero(zero)[0])} has zero norm and cannot be normalised",
-        )
+    return unit_rows(x, name)
 
 
 T = TypeVar("T")
@@ -384,13 +365,12 @@ class Inputs:
 class Strategy(ABC):
     """Base of every query strategy.
 
-    Subclasses set ``name``, ``needs`` (which :class:`Pool` field they read) and ``inputs``
-    (what a trial gives them, see :class:`Inputs`), and implement :meth:`_select`.
+    Subclasses set ``name`` and ``inputs`` (what they read, which a trial gives them, see
+    :class:`Inputs`), and implement :meth:`_select`.
     :meth:`select` validates the query before and the selection after.
     """
 
     name: ClassVar[str]
-    needs: ClassVar[str]  # "embeddings", "probs", "mc_probs" or "nothing"
     inputs: ClassVar[Inputs] = Inputs()
 
     def select(

@@ -160,7 +160,6 @@ class BatchBALD(Strategy):
     """
 
     name = "batchbald"
-    needs = "mc_probs"
     inputs = Inputs(mc_samples=True)
 
     num_samples: int | None = None

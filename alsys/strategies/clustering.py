@@ -213,7 +213,6 @@ class ClusterStrategy(Strategy):
             50 clusters; one run above (see :func:`kmeans`).
     """
 
-    needs = "embeddings"
     inputs = Inputs(space=True)
 
     max_clusters: int = 500

@@ -73,7 +73,6 @@ class Coreset(Strategy):
     """
 
     name = "coreset"
-    needs = "embeddings"
     inputs = Inputs(features=True)
 
     normalize: bool = False

@@ -408,7 +408,6 @@ class MaxHerding(Strategy):
     """
 
     name = "maxherding"
-    needs = "embeddings"
     inputs = Inputs(space=True)
 
     bandwidth: float = DEFAULT_BANDWIDTH

@@ -341,7 +341,6 @@ class ProbCover(Strategy):
     """
 
     name = "probcover"
-    needs = "embeddings"
     inputs = Inputs(space=True, n_classes="n_classes", n_classes_unless="delta")
 
     delta: float | None = None

@@ -14,7 +14,6 @@ class Random(Strategy):
     """Draws ``budget`` unlabeled points uniformly, without replacement."""
 
     name = "random"
-    needs = "nothing"
 
     def _select(
         self,

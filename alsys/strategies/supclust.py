@@ -165,22 +165,18 @@ def sup_scores(
 
 
 @dataclass(frozen=True)
-class SUPClust(ClusterStrategy):
-    """Attributes (besides TypiClust's):
-    temperature: T of eq. 5.1; 1.0 in the thesis.
+class TypicalityFilter(ClusterStrategy):
+    """A cluster strategy that keeps a cluster's most typical candidates (Algorithm 1).
+
+    Attributes (besides TypiClust's):
     typ_ratio: fraction of a cluster's candidates kept by typicality, at least one;
         0.10 in Algorithm 1 ("only top 10% data points pass"), rounded down.
     """
 
-    name = "supclust"
-    inputs = Inputs(space=True, dims=True)
-
-    temperature: float = 1.0
     typ_ratio: float = 0.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_number(self.name, "temperature", self.temperature, low=0, low_open=True)
         check_number(self.name, "typ_ratio", self.typ_ratio, low=0, high=1, low_open=True)
 
     def kept_by_typicality(
@@ -193,6 +189,21 @@ class SUPClust(ClusterStrategy):
             return np.arange(candidates.shape[0]), None
         n_keep = max(1, math.floor(self.typ_ratio * candidates.shape[0] + 1e-9))
         return top_k_tiebreak(typ, n_keep, rng), typ
+
+
+@dataclass(frozen=True)
+class SUPScore(ClusterStrategy):
+    """A cluster strategy that scores candidates by SUP (eq. 5.2), which it records.
+
+    Attributes (besides TypiClust's):
+    temperature: T of eq. 5.1; 1.0 in the thesis.
+    """
+
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_number(self.name, "temperature", self.temperature, low=0, low_open=True)
 
     def sup(
         self, points: IntArray, among: IntArray, cluster: int, ctx: ClusterContext
@@ -218,6 +229,16 @@ class SUPClust(ClusterStrategy):
         sup[among] = at_among
         return sup
 
+
+# The parameters appear in this order (temperature, typ_ratio): SUPScore's fields come first.
+@dataclass(frozen=True)
+class SUPClust(TypicalityFilter, SUPScore):
+    """SUPClust (Algorithm 1): in each visited cluster, the highest SUP among the ``typ_ratio``
+    most typical candidates."""
+
+    name = "supclust"
+    inputs = Inputs(space=True, dims=True)
+
     def pick(
         self, cluster: int, candidates: IntArray, ctx: ClusterContext, rng: np.random.Generator
     ) -> Pick:
@@ -237,8 +258,9 @@ class SUPClust(ClusterStrategy):
 
 
 @dataclass(frozen=True)
-class SUPClustNoSup(SUPClust):
-    """Ablation "w/o SUP": a random point among the top ``typ_ratio`` by typicality."""
+class SUPClustNoSup(TypicalityFilter):
+    """Ablation "w/o SUP": a random point among the top ``typ_ratio`` by typicality (no
+    temperature: it computes no SUP)."""
 
     name = "supclust_no_sup"
     inputs = Inputs(space=True)
@@ -256,8 +278,9 @@ class SUPClustNoSup(SUPClust):
 
 
 @dataclass(frozen=True)
-class SUPClustNoTypicality(SUPClust):
-    """Ablation "w/o typicality": the highest SUP over all candidates (typ_ratio unused)."""
+class SUPClustNoTypicality(SUPScore):
+    """Ablation "w/o typicality": the highest SUP over all candidates (no typ_ratio: nothing
+    is filtered)."""
 
     name = "supclust_no_typicality"
     inputs = Inputs(space=True)

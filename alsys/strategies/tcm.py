@@ -45,7 +45,6 @@ class TCM(Strategy):
     """
 
     name = "tcm"
-    needs = "embeddings"
     inputs = Inputs(space=True, probs=True, n_classes="n_classes")
 
     switch_per_class: float = 1.0

@@ -157,7 +157,6 @@ class UHerding(Strategy):
     """
 
     name = "uherding"
-    needs = "embeddings"
     inputs = Inputs(space=True, probs=True)
 
     uncertainty: str = "margin"

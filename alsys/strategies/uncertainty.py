@@ -114,7 +114,6 @@ class TopScoreStrategy(Strategy):
 class ProbabilityStrategy(TopScoreStrategy):
     """Scores class probabilities; MC samples are averaged when only those are given."""
 
-    needs = "probs"
     inputs = Inputs(probs=True)
 
     def priorities(self, pool: Pool) -> FloatArray | None:
@@ -129,7 +128,6 @@ class ProbabilityStrategy(TopScoreStrategy):
 class MCDropoutStrategy(TopScoreStrategy):
     """Scores MC-dropout samples (T_mc, n, classes)."""
 
-    needs = "mc_probs"
     inputs = Inputs(mc_samples=True)
 
     @property

@@ -1,5 +1,6 @@
 """The command line every sweep script shares: the stages in order (spec -> prepare -> launch ->
-collect), the MLflow parent run around them, and the one line an interrupt prints."""
+collect), the MLflow parent run around them (closed as failed, with the error, on any error),
+and the one line an interrupt prints."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alsys.errors import InputError
-from alsys.sweep.spec import SweepSpec, Trial, freeze, load_spec
+from alsys.errors import AlsysError, InputError
+from alsys.sweep.spec import Sweep, Trial, freeze, load_sweep
 
 SWEEP_STATE = "alsys_sweep.json"  # the parent run id, kept beside Tune's experiment state
 
@@ -25,7 +27,7 @@ def default_storage() -> str:
     return os.environ.get("ALSYS_RESULTS") or str(Path.home() / "ray_results" / "alsys")
 
 
-class SweepInterrupted(Exception):
+class SweepInterrupted(AlsysError):
     """SIGINT or SIGTERM stopped the sweep; Tune's state is saved."""
 
     def __init__(self, exit_code: int, finished: int, started: int, total: int) -> None:
@@ -39,7 +41,12 @@ class SweepInterrupted(Exception):
 
 
 def open_parent_run(
-    spec: SweepSpec, tracking_uri: str, experiment: str, state_dir: Path, resume: bool
+    name: str,
+    tracking_uri: str,
+    experiment: str,
+    state_dir: Path,
+    resume: bool,
+    tags: dict[str, str] | None = None,
 ) -> str:
     """The sweep's MLflow parent run: reused on --resume, created once otherwise (driver)."""
     from alsys.tracking import open_sweep_run
@@ -47,14 +54,42 @@ def open_parent_run(
     state_file = state_dir / SWEEP_STATE
     if resume and state_file.is_file():
         return str(json.loads(state_file.read_text())["parent_run_id"])
-    run_id = open_sweep_run(tracking_uri, experiment, spec.name, {"sweep": spec.name})
-    state_dir.mkdir(parents=True, exist_ok=True)
-    state_file.write_text(json.dumps({"parent_run_id": run_id}))
+    state_dir.mkdir(parents=True, exist_ok=True)  # before the run: a run left open is a lie
+    run_id = open_sweep_run(tracking_uri, experiment, name, {"sweep": name, **(tags or {})})
+    with closing_parent(tracking_uri, run_id):
+        state_file.write_text(json.dumps({"parent_run_id": run_id}))
     return run_id
 
 
+@contextmanager
+def closing_parent(tracking_uri: str, run_id: str) -> Iterator[None]:
+    """The parent run's end: killed by an interrupt, failed with the error on any other error
+    (a stage's, a trial's not retried, a bug's), else left to the caller."""
+    from alsys.tracking import fail_run, finish_run
+
+    try:
+        yield
+    except SweepInterrupted:
+        finish_run(tracking_uri, run_id, status="KILLED")
+        raise
+    except BaseException as error:
+        fail_run(tracking_uri, run_id, error)
+        raise
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A finished sweep: its rows (one per trial and round: the configuration's key, ``seed``,
+    ``baseline``, ``round`` and ``balanced_accuracy``), the trials' errors, and for a search its
+    best candidate (parameters, value)."""
+
+    rows: list[dict[str, Any]]
+    errors: list[str]
+    best: tuple[dict[str, Any], float] | None = None
+
+
 def run_sweep(
-    spec: SweepSpec,
+    sweep: Sweep,
     *,
     storage_path: str,
     tracking_uri: str,
@@ -62,64 +97,87 @@ def run_sweep(
     store_root: str | None,
     resume: bool = False,
     interrupt: Any = None,
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Runs (or resumes) the sweep; returns its rows (one per trial and round: the config's
-    fields, ``baseline``, ``round`` and ``balanced_accuracy``) and the trials' errors. Raises
-    SweepInterrupted when SIGINT or SIGTERM stopped it."""
-    from alsys.sweep.collect import curves, trial_rows
-    from alsys.sweep.launch import Interrupt, finished_rounds, launch
-    from alsys.sweep.prepare import check_tracking, connect_ray, prepare_embeddings
-    from alsys.sweep.trainable import PROGRESS_DIR
-    from alsys.tracking import finish_run, log_curves, metric_keys
+    search: Any = None,
+    parent_tags: dict[str, str] | None = None,
+) -> SweepResult:
+    """Runs (or resumes) the sweep, or the search ``search`` (``alsys.sweep.launch.Search``)
+    over its candidates. Raises SweepInterrupted when SIGINT or SIGTERM stopped it."""
+    from alsys.sweep.launch import Interrupt
+    from alsys.sweep.prepare import check_tracking, connect_ray, load_datasets
+    from alsys.sweep.trainable import Where
+    from alsys.tracking import finish_run
 
-    trials = spec.expand()  # spec: every trial validated, named, with its identity
-    interrupt = interrupt or Interrupt()
+    datasets = load_datasets(sweep.configs())  # what only the data can check, before anything
     connect_ray()
     check_tracking(tracking_uri)
-    storage = Path(storage_path).resolve()
-    sweep_dir = storage / spec.name
-    parent = open_parent_run(spec, tracking_uri, experiment, sweep_dir, resume)
-    progress_dir = sweep_dir / PROGRESS_DIR
+    where = Where(Path(storage_path).resolve() / sweep.name, tracking_uri, experiment, sweep.name)
+    parent = open_parent_run(
+        sweep.name, tracking_uri, experiment, where.sweep_dir, resume, parent_tags
+    )
+    with closing_parent(tracking_uri, parent):
+        result = _stages(
+            sweep, where, datasets, parent, store_root, resume, interrupt or Interrupt(), search
+        )
+    finish_run(tracking_uri, parent, status="FAILED" if result.errors else "FINISHED")
+    if result.errors:
+        print(f"{len(result.errors)} trial(s) failed; first: {result.errors[0]}", file=sys.stderr)
+    return result
+
+
+def _stages(
+    sweep: Sweep,
+    where: Any,
+    datasets: dict[str, Any],
+    parent: str,
+    store_root: str | None,
+    resume: bool,
+    interrupt: Any,
+    search: Any,
+) -> SweepResult:
+    """prepare -> launch -> collect, under the parent run."""
+    from alsys.sweep.collect import curves, trial_rows
+    from alsys.sweep.launch import finished_rounds, launch
+    from alsys.sweep.prepare import prepare_embeddings
+    from alsys.sweep.trainable import PROGRESS_DIR
+    from alsys.tracking import log_curves, metric_keys
+
+    progress_dir = where.sweep_dir / PROGRESS_DIR
     if not resume and progress_dir.exists():
         shutil.rmtree(progress_dir)  # a new sweep in the same folder starts from nothing
     progress_dir.mkdir(parents=True, exist_ok=True)
-    freeze(trials, sweep_dir)  # prepare: frozen configs first, then the data
-    print(f"sweep {spec.name}: {len(trials)} trials; MLflow parent run {parent}", file=sys.stderr)
-    logged = {key.rsplit("/", 1)[0] for key in metric_keys(tracking_uri, parent)}
+    freeze(sweep.trials, where.sweep_dir)  # prepare: frozen configs first, then the data
+    size = f"{len(sweep.trials)} trials" if search is None else f"{search.num_samples} candidates"
+    print(f"sweep {sweep.name}: {size}; MLflow parent run {parent}", file=sys.stderr)
+    logged = {key.rsplit("/", 1)[0] for key in metric_keys(where.tracking_uri, parent)}
 
     def log_new(found: dict[str, list[tuple[int, float, float]]]) -> None:
         fresh = {label: points for label, points in found.items() if label not in logged}
         if fresh:
-            log_curves(tracking_uri, parent, fresh)
+            log_curves(where.tracking_uri, parent, fresh)
             logged.update(fresh)
 
+    launched = None
     with interrupt.installed():
         try:
-            datasets = prepare_embeddings([t.config for t in trials], store_root)
+            refs = prepare_embeddings(sweep.configs(), datasets, store_root)
             launched = launch(
-                trials,
-                name=spec.name,
-                storage=storage,
-                datasets=datasets,
-                resources=spec.resources,
-                max_failures=spec.max_failures,
-                tracking_uri=tracking_uri,
-                experiment=experiment,
+                sweep,
+                where=where,
+                datasets=refs,
                 parent_run_id=parent,
                 log_curves=log_new,
                 interrupt=interrupt,
                 resume=resume,
+                search=search,
             )
         except KeyboardInterrupt:
             interrupt.signal = interrupt.signal or 2
         except Exception:
             if interrupt.signal is None:
                 raise  # an error of its own; after an interrupt, the stop is what matters
-    saved = finished_rounds(trials, progress_dir)
-    if interrupt.signal is not None:
-        finished = sum(len(saved.get(t.name, [])) == t.config.episodes for t in trials)
-        finish_run(tracking_uri, parent, status="KILLED")
-        raise SweepInterrupted(interrupt.exit_code, finished, len(saved), len(trials))
+    if interrupt.signal is not None or launched is None:
+        raise _interrupted(sweep, progress_dir, interrupt.exit_code, search)
+    trials = list(sweep.trials)
     rows = [
         row
         for trial in trials
@@ -128,22 +186,33 @@ def run_sweep(
     ]
     # Configurations a failed trial left incomplete. The callbacks may be a restored copy
     # (Tune keeps them with its state), so what the parent holds is read again first.
-    logged.update(key.rsplit("/", 1)[0] for key in metric_keys(tracking_uri, parent))
-    log_new(curves(trials, saved))
-    finish_run(tracking_uri, parent, status="FAILED" if launched.errors else "FINISHED")
-    if launched.errors:
-        print(
-            f"{len(launched.errors)} trial(s) failed; first: {launched.errors[0]}",
-            file=sys.stderr,
-        )
-    return rows, launched.errors
+    logged.update(key.rsplit("/", 1)[0] for key in metric_keys(where.tracking_uri, parent))
+    log_new(curves(trials, finished_rounds(trials, progress_dir)))
+    return SweepResult(rows, launched.errors, launched.best)
+
+
+def _interrupted(sweep: Sweep, progress_dir: Path, exit_code: int, search: Any) -> SweepInterrupted:
+    """How far the interrupted sweep got, from its trials' progress files (a search's: those
+    of its candidates' trials, of which it runs its candidates times its seeds)."""
+    from alsys.sweep.launch import finished_rounds
+    from alsys.sweep.trainable import load_state
+
+    if sweep.candidates is None:
+        saved = finished_rounds(list(sweep.trials), progress_dir)
+        finished = sum(len(saved.get(t.name, [])) == t.config.episodes for t in sweep.trials)
+        return SweepInterrupted(exit_code, finished, len(saved), len(sweep.trials))
+    states = [load_state(f) for f in progress_dir.glob("*.npz")]
+    rounds = [len(state[0].rounds) for state in states if state is not None]
+    finished = sum(n == sweep.candidates.base.episodes for n in rounds)
+    total = search.num_samples * len(sweep.candidates.seeds) if search else len(rounds)
+    return SweepInterrupted(exit_code, finished, len(rounds), total)
 
 
 @dataclass(frozen=True)
 class SweepContext:
-    """What a sweep script's ``after`` hook gets: the spec and where things went."""
+    """What a sweep script's ``after`` hook gets: the sweep and where things went."""
 
-    spec: SweepSpec
+    sweep: Sweep
     tracking_uri: str
     experiment: str
     store_root: str | None
@@ -158,19 +227,9 @@ def resume_command(default_config: Path, argv: list[str]) -> str:
     return shlex.join(["python", script, *[a for a in argv if a != "--resume"], "--resume"])
 
 
-def sweep_main(
-    default_config: Path,
-    argv: list[str] | None = None,
-    after: Callable[[SweepContext], None] | None = None,
-    add_arguments: Callable[[Any], None] | None = None,
-) -> int:
-    """The command line every sweep script shares; ``after`` runs once the sweep succeeded
-    (e.g. sweeps/hvae.py draws its figures then)."""
-    from alsys.sweep.collect import print_results
-    from alsys.tracking import resolve_tracking_uri
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(description=f"alsys sweep ({default_config.stem})")
+def sweep_parser(default_config: Path, description: str) -> argparse.ArgumentParser:
+    """The flags every sweep script takes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default=str(default_config), help="the sweep's YAML space")
     parser.add_argument("--smoke", action="store_true", help="the ~1 minute version")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
@@ -183,47 +242,82 @@ def sweep_main(
     parser.add_argument("--tracking-uri", help="MLflow URI (default sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--experiment", help="MLflow experiment (default: the sweep's name)")
     parser.add_argument("--store", help="embedding store (default $ALSYS_STORE or cache)")
+    return parser
+
+
+# What a sweep script reports in one line: bad input (exit 2), an interrupt (130 or 143), and
+# what the system refused (a full disk, a store that is not a folder: exit 1). The parent run
+# is closed already (as failed, with the error, or as killed).
+STOPS = (InputError, SweepInterrupted, OSError)
+
+
+def stopped_line(default_config: Path, argv: list[str], stopped: BaseException) -> tuple[str, int]:
+    """The one line (and exit code) of a sweep that ends on one of ``STOPS``."""
+    name = default_config.stem
+    if isinstance(stopped, InputError):
+        return f"{name}: error: {stopped}", 2
+    if not isinstance(stopped, SweepInterrupted):
+        return f"{name}: error: {stopped}", 1
+    line = (
+        f"{name}: interrupted: {stopped.finished} of {stopped.total} trials finished, "
+        f"{stopped.started - stopped.finished} stopped mid-way, "
+        f"{stopped.total - stopped.started} not started; Tune's state is saved. "
+        f"Resume with: {resume_command(default_config, argv)}"
+    )
+    return line, stopped.exit_code
+
+
+def sweep_main(
+    default_config: Path,
+    argv: list[str] | None = None,
+    after: Callable[[SweepContext], None] | None = None,
+    add_arguments: Callable[[Any], None] | None = None,
+) -> int:
+    """The command line every sweep script shares; ``after`` runs once the sweep succeeded
+    (e.g. sweeps/hvae.py draws its figures then)."""
+    from alsys.sweep.collect import print_results
+    from alsys.tracking import resolve_tracking_uri
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = sweep_parser(default_config, f"alsys sweep ({default_config.stem})")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        spec = load_spec(args.config, smoke=args.smoke)
+        sweep = load_sweep(args.config, smoke=args.smoke)
         if args.smoke:
-            spec = replace(spec, name=spec.name + "_smoke")
+            sweep = sweep.renamed(sweep.name + "_smoke")
         tracking_uri = resolve_tracking_uri(args.tracking_uri)
         store_root = str(Path(args.store).resolve()) if args.store else None
-        rows, errors = run_sweep(
-            spec,
+        experiment = args.experiment or sweep.name
+        result = run_sweep(
+            sweep,
             storage_path=args.storage_path,
             tracking_uri=tracking_uri,
-            experiment=args.experiment or spec.name,
+            experiment=experiment,
             store_root=store_root,
             resume=args.resume,
         )
-    except InputError as error:
-        print(f"{default_config.stem}: error: {error}", file=sys.stderr)
-        return 2
-    except SweepInterrupted as stopped:
-        print(
-            f"{default_config.stem}: interrupted: {stopped.finished} of {stopped.total} trials "
-            f"finished, {stopped.started - stopped.finished} stopped mid-way, "
-            f"{stopped.total - stopped.started} not started; Tune's state is saved. "
-            f"Resume with: {resume_command(default_config, argv)}",
-            file=sys.stderr,
-        )
-        return stopped.exit_code
-    print_results(
-        rows,
-        Path(args.storage_path).resolve() / spec.name / "results.csv",
-        tracking_uri,
-        args.experiment or spec.name,
-        store_root,
-    )
-    if errors:
+    except STOPS as stopped:
+        line, code = stopped_line(default_config, argv, stopped)
+        print(line, file=sys.stderr)
+        return code
+    csv = Path(args.storage_path).resolve() / sweep.name / "results.csv"
+    print_results(result.rows, csv, tracking_uri, experiment, store_root)
+    if result.errors:
         return 1
     if after is not None:
-        after(SweepContext(spec, tracking_uri, args.experiment or spec.name, store_root, args))
+        after(SweepContext(sweep, tracking_uri, experiment, store_root, args))
     return 0
 
 
-__all__ = ["SweepContext", "SweepInterrupted", "Trial", "run_sweep", "sweep_main"]
+__all__ = [
+    "STOPS",
+    "SweepContext",
+    "SweepInterrupted",
+    "SweepResult",
+    "Trial",
+    "run_sweep",
+    "sweep_main",
+    "sweep_parser",
+]

@@ -1,8 +1,9 @@
 """The sweep's collect stage: from each trial's rounds to the results table, the compact
 summary, and the learning curves on the sweep's MLflow parent run.
 
-No Ray here. Rows are one dict per (trial, round): the config's fields, ``seed``, ``baseline``,
-``round`` and ``balanced_accuracy``.
+No Ray here. Rows are one dict per (trial, round): the configuration's key
+(:class:`alsys.stats.Configuration`), ``seed``, ``baseline``, ``round`` and
+``balanced_accuracy``. Every mean, standard error and area under the curve is alsys.stats's.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from alsys.config import params_label
+from alsys.stats import Configuration, auc, mean_sem_text, seeds_text, sem
 from alsys.sweep.spec import Trial
 
+# The columns of a configuration's key (alsys.stats.Configuration.fields), in table order.
 CONFIG_KEYS = ("strategy", "params", "space", "dataset", "budget", "setting", "d_clst", "d_typ")
 
 
@@ -46,9 +48,8 @@ def results_table(rows: list[dict[str, Any]]) -> Any:
         return frame
     keys = [k for k in (*CONFIG_KEYS, "baseline", "round") if k in frame]
     grouped = frame.groupby(keys, dropna=False, sort=False)["balanced_accuracy"]
-    table = grouped.agg(["mean", "count", "std"]).reset_index()
-    table["sem"] = table["std"] / np.sqrt(table["count"])
-    return table.drop(columns="std").rename(columns={"count": "seeds"})
+    table = grouped.agg(["mean", "count", sem]).reset_index()
+    return table.rename(columns={"count": "seeds"})
 
 
 def configuration_means(rows: list[dict[str, Any]]) -> Any:
@@ -59,24 +60,26 @@ def configuration_means(rows: list[dict[str, Any]]) -> Any:
     if frame.empty:
         return frame
     keys = [k for k in (*CONFIG_KEYS, "baseline") if k in frame]
-    per_seed = frame.groupby([*keys, "seed"], sort=False).balanced_accuracy.mean().reset_index()
+    per_seed = frame.groupby([*keys, "seed"], sort=False).balanced_accuracy.agg(auc).reset_index()
     grouped = per_seed.groupby(keys, sort=False).balanced_accuracy
-    table = grouped.agg(["mean", "count", "std"]).reset_index()
-    table["sem"] = table["std"] / np.sqrt(table["count"])  # NaN for one seed
-    return table.drop(columns="std").rename(columns={"count": "seeds"})
+    table = grouped.agg(["mean", "count", sem]).reset_index()  # sem: NaN for one seed
+    return table.rename(columns={"count": "seeds"})
 
 
 def _config_label(row: Any, dims: bool = True, mark: bool = True) -> str:
-    """``typiclust 64/64 hvae:z2:mean invert=True``: the strategy and what sets it apart."""
-    label = str(row.strategy)
-    if dims and (row.d_clst != "-" or row.d_typ != "-"):
-        label += f" {row.d_clst}/{row.d_typ}"
-    if getattr(row, "space", "simclr") != "simclr":
-        label += f" {row.space}"
-    params = json.loads(getattr(row, "params", "{}") or "{}")
-    if params:
-        label += " " + params_label(params)
-    return label + (" (baseline)" if mark and row.baseline else "")
+    """``typiclust 64/64 [hvae:z2:mean] invert=True``: the configuration's description
+    (:meth:`alsys.stats.Configuration.describe`), marked when it is a baseline."""
+    key = Configuration(
+        strategy=str(row.strategy),
+        params=tuple(sorted(json.loads(row.params or "{}").items())),
+        space=str(row.space),
+        d_clst=None if row.d_clst == "-" else int(row.d_clst),
+        d_typ=None if row.d_typ == "-" else int(row.d_typ),
+        dataset=str(row.dataset),
+        budget=str(row.budget),
+        setting=str(row.setting),
+    )
+    return key.describe(dims) + (" (baseline)" if mark and row.baseline else "")
 
 
 def summary_text(rows: list[dict[str, Any]]) -> str:
@@ -90,10 +93,10 @@ def summary_text(rows: list[dict[str, Any]]) -> str:
     if means.empty:
         return "No trial finished a round: nothing to summarise."
     counts = sorted(set(means.seeds))
-    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    seeds = seeds_text(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds"
     lines = [
         "Mean balanced accuracy over rounds (the area under the learning curve), mean over "
-        f"seeds ({seeds} seed{'' if seeds == '1' else 's'} per configuration):"
+        f"seeds ({seeds} per configuration):"
     ]
     means["group"] = means.dataset + " " + means.budget + " " + means.setting
     keys = ["group", "strategy", "space", "params"]
@@ -110,17 +113,12 @@ def summary_text(rows: list[dict[str, Any]]) -> str:
         return "\n".join(lines)
     table = table.sort_values("baseline", kind="stable")  # baselines last, beside the grids
     table["label"] = [_config_label(row) for row in table.itertuples()]
-    table["cell"] = [mean_sem(m, e) for m, e in zip(table["mean"], table["sem"], strict=True)]
+    table["cell"] = [mean_sem_text(m, e) for m, e in zip(table["mean"], table["sem"], strict=True)]
     pivot = table.pivot(index="label", columns="group", values="cell")
     pivot = pivot.reindex(index=table.label.unique(), columns=means.group.unique()).fillna("")
     pivot.index.name = pivot.columns.name = None
     lines += ["", "Mean ± s.e. over seeds:", pivot.to_string(line_width=100)]
     return "\n".join(lines)
-
-
-def mean_sem(mean: float, sem: float) -> str:
-    """``0.612 ± 0.010``; one seed has no standard error."""
-    return f"{mean:.3f} ± {sem:.3f}" if sem == sem else f"{mean:.3f} (1 seed)"
 
 
 def _grid_lines(block: Any) -> list[str]:
@@ -140,15 +138,8 @@ def trial_rows(trial: Trial, rounds: list[tuple[int, float]]) -> list[dict[str, 
     trial resumed from an older checkpoint reports some rounds again)."""
     config = trial.config
     fields = {
-        "strategy": config.strategy,
-        "dataset": config.dataset,
-        "budget": config.budget,
-        "setting": config.setting,
+        **config.configuration().fields(),
         "seed": config.seed,
-        "d_clst": config.d_clst,
-        "d_typ": config.d_typ,
-        "space": config.space,
-        "params": json.dumps(config.strategy_params, sort_keys=True),
         "baseline": trial.baseline,
     }
     last = dict(rounds)
@@ -164,15 +155,10 @@ def curves(
     for trial in trials:
         for step, value in dict(rounds.get(trial.name, [])).items():
             by_configuration.setdefault(trial.configuration, {}).setdefault(step, []).append(value)
-    out = {}
-    for label, steps in by_configuration.items():
-        points = []
-        for step in sorted(steps):
-            values = np.asarray(steps[step], dtype=np.float64)
-            sem = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
-            points.append((int(step), float(values.mean()), sem))
-        out[label] = points
-    return out
+    return {
+        label: [(int(s), float(np.mean(steps[s])), sem(steps[s])) for s in sorted(steps)]
+        for label, steps in by_configuration.items()
+    }
 
 
 def print_results(

@@ -1,9 +1,10 @@
-"""The sweep's launch stage: the Tuner over the frozen trials, its callbacks (the progress bar,
-the parent run's learning curves), and interrupts.
+"""The sweep's launch stage, the one sweep engine: the Tuner over the frozen trials (a grid)
+or over a search's candidates (a search algorithm and a scheduler), its callbacks (the progress
+bar, the parent run's learning curves), and interrupts.
 
 SIGINT (Ctrl-C) or SIGTERM on the driver stops the trials as Tune stops them on its own
 interrupt: the running ones end, Tune's state is saved, and ``--resume`` continues every trial
-from its last finished round in its own MLflow run.
+from its last finished round in its own MLflow run (a search's algorithm from its saved state).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 from ray import tune
 
 from alsys.sweep.collect import curves
-from alsys.sweep.spec import Trial
-from alsys.sweep.trainable import PROGRESS_DIR, load_state, trainable
+from alsys.sweep.spec import Sweep, Trial
+from alsys.sweep.trainable import PROGRESS_DIR, Where, load_state, trainable
 
 
 class SweepProgress(tune.Callback):
@@ -225,77 +226,120 @@ class Interrupt:
             del os.environ["TUNE_DISABLE_SIGINT_HANDLER"]
 
 
+@dataclass(frozen=True)
+class Search:
+    """How a search samples its candidates: Tune's space over the strategy's parameters, a
+    search algorithm (e.g. Ray's OptunaSearch), an optional scheduler (e.g. ASHA, over the
+    seeds a candidate has done) and how many candidates. The engine maximises each candidate's
+    ``auc`` (alsys.sweep.trainable.run_candidate)."""
+
+    space: dict[str, Any]
+    algorithm: Any
+    scheduler: Any = None
+    num_samples: int = 1
+
+
+METRIC, MODE = "auc", "max"  # what a search maximises
+
+
 def launch(
-    trials: list[Trial],
+    sweep: Sweep,
     *,
-    name: str,
-    storage: Path,
+    where: Where,
     datasets: dict[str, Any],
-    resources: dict[str, float],
-    max_failures: int,
-    tracking_uri: str,
-    experiment: str,
     parent_run_id: str,
     log_curves: Any,
     interrupt: Interrupt,
     resume: bool,
+    search: Search | None = None,
 ) -> Launched:
-    """Runs (or resumes) the trials as one Tune experiment."""
+    """Runs (or resumes) the sweep as one Tune experiment: its trials, or ``search``'s
+    candidates when the sweep is a search."""
     from alsys.sweep.prepare import trial_resources
 
-    sweep_dir = storage / name
-    progress_dir = sweep_dir / PROGRESS_DIR
     fn = tune.with_parameters(
         trainable,
-        index={t.name: t.id for t in trials},
+        trials={t.name: t for t in sweep.trials},
+        candidates=sweep.candidates,
         datasets=datasets,
-        sweep_dir=str(sweep_dir),
-        tracking_uri=tracking_uri,
-        experiment=experiment,
+        where=where,
         parent_run_id=parent_run_id,
-        sweep=name,
     )
-    fn = tune.with_resources(fn, trial_resources(resources))
-    callbacks = [
-        SweepProgress(len(trials), sum(t.config.episodes for t in trials)),
-        ParentCurves(trials, progress_dir, log_curves),
-    ]
+    fn = tune.with_resources(fn, trial_resources(sweep.resources))
     with result_files() as loggers, interrupt.tuning():
-        if resume and restorable(sweep_dir):
-            tuner = tune.Tuner.restore(str(sweep_dir), trainable=fn, resume_errored=True)
+        if resume and restorable(where.sweep_dir):
+            tuner = tune.Tuner.restore(str(where.sweep_dir), trainable=fn, resume_errored=True)
         else:
-            # Tune's config is the trial's name (which spells its axis values) and no more:
-            # Tune copies the grid once per trial and writes the config into every result and
-            # every save of its state; the whole config is frozen in the sweep's storage.
-            tuner = tune.Tuner(
-                fn,
-                param_space={"trial": tune.grid_search([t.name for t in trials])},
-                tune_config=tune.TuneConfig(
-                    trial_name_creator=lambda t: str(t.config.get("trial")),
-                    reuse_actors=True,  # one worker per CPU slot: imports and MLflow set-up once
-                ),
-                run_config=tune.RunConfig(
-                    name=name,
-                    storage_path=str(storage),
-                    failure_config=tune.FailureConfig(max_failures=max_failures),
-                    # Every round's checkpoint is kept (a few KiB each): after a driver is killed,
-                    # Tune restores from the checkpoint its last saved state names, which workers
-                    # that ran on for a moment would otherwise have deleted already.
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                    callbacks=[*callbacks, *loggers],
-                    verbose=0,  # the bar instead of a config table per trial
-                ),
-            )
+            callbacks = [*_callbacks(sweep, where, search, log_curves), *loggers]
+            tuner = _tuner(fn, sweep, where, search, callbacks)
         grid = tuner.fit()
-    rounds: dict[str, list[tuple[int, float]]] = {}
-    errors: list[str] = []
     if interrupt.signal is not None:
-        return Launched(rounds, errors)  # the progress files say where each trial stands
+        return Launched({}, [])  # the progress files say where each trial stands
+    return _launched(grid, search)
+
+
+def _callbacks(sweep: Sweep, where: Where, search: Search | None, log_curves: Any) -> list[Any]:
+    """The progress bar, and (for a grid) the parent run's curves."""
+    if search is not None and sweep.candidates is not None:
+        seeds = len(sweep.candidates.seeds)
+        return [SweepProgress(search.num_samples, search.num_samples * seeds, "seeds_done", "seed")]
+    return [
+        SweepProgress(len(sweep.trials), sum(t.config.episodes for t in sweep.trials)),
+        ParentCurves(list(sweep.trials), where.sweep_dir / PROGRESS_DIR, log_curves),
+    ]
+
+
+def _tuner(
+    fn: Any, sweep: Sweep, where: Where, search: Search | None, callbacks: list[Any]
+) -> tune.Tuner:
+    if search is None:
+        # Tune's config is the trial's name (which spells its axis values) and no more: Tune
+        # copies the grid once per trial and writes the config into every result and every
+        # save of its state; the trials travel once, through the object store.
+        space: dict[str, Any] = {"trial": tune.grid_search([t.name for t in sweep.trials])}
+        config = tune.TuneConfig(
+            trial_name_creator=lambda t: str(t.config.get("trial")),
+            reuse_actors=True,  # one worker per CPU slot: imports and MLflow set-up once
+        )
+    else:
+        space = search.space
+        config = tune.TuneConfig(
+            search_alg=search.algorithm,
+            scheduler=search.scheduler,
+            metric=METRIC,
+            mode=MODE,
+            num_samples=search.num_samples,
+            reuse_actors=True,
+        )
+    return tune.Tuner(
+        fn,
+        param_space=space,
+        tune_config=config,
+        run_config=tune.RunConfig(
+            name=sweep.name,
+            storage_path=str(where.sweep_dir.parent),
+            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+            # Every round's checkpoint is kept (a few KiB each): after a driver is killed, Tune
+            # restores from the checkpoint its last saved state names, which workers that ran
+            # on for a moment would otherwise have deleted already.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            callbacks=callbacks,
+            verbose=0,  # the bar instead of a config table per trial
+        ),
+    )
+
+
+def _launched(grid: Any, search: Search | None) -> Launched:
+    rounds: dict[str, list[tuple[int, float]]] = {}
+    errors = [str(grid[i].error) for i in range(len(grid)) if grid[i].error]
+    if search is not None:
+        done = [r for r in grid if r.metrics and METRIC in r.metrics]
+        best = max(done, key=lambda r: r.metrics[METRIC]) if done else None
+        picked = (dict(best.config or {}), float(best.metrics[METRIC])) if best else None
+        return Launched(rounds, errors, picked)
     for index in range(len(grid)):
         result = grid[index]
         trial_name = (result.config or {}).get("trial")
-        if result.error:
-            errors.append(str(result.error))
         frame = result.metrics_dataframe
         if trial_name is None or frame is None or "balanced_accuracy" not in frame:
             continue  # not started, or stopped before its first round
@@ -309,7 +353,9 @@ def launch(
 @dataclass(frozen=True)
 class Launched:
     """What Tune returned: each started trial's rounds ``(round, balanced accuracy)`` by name,
-    as reported (a resumed trial may report a round twice), and the failed trials' errors."""
+    as reported (a resumed trial may report a round twice), the failed trials' errors, and for
+    a search its best candidate (its parameters and value), if one reported."""
 
     rounds: dict[str, list[tuple[int, float]]]
     errors: list[str]
+    best: tuple[dict[str, Any], float] | None = None

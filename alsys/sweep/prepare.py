@@ -1,9 +1,11 @@
-"""The sweep's prepare stage: the Ray connection, then every embedding and HVAE the trials
-read, computed once into the store and put once into Ray's object store.
+"""The sweep's prepare stage: the datasets, loaded and checked against the trials before
+anything starts; then the Ray connection, and every embedding and HVAE the trials read,
+computed once into the store and put once into Ray's object store.
 
 Store entries still missing are computed as Ray tasks (on a GPU when the cluster has one); the
 driver then puts each dataset once and each data key's spaces once into the object store, and
-trials read both zero-copy (:func:`shared_data`).
+trials read both zero-copy (:func:`shared_data`). Nothing here checks a trial again: the spec
+checked each field, :func:`load_datasets` what only the data can say.
 """
 
 from __future__ import annotations
@@ -16,8 +18,35 @@ from typing import Any
 import ray
 
 from alsys.config import TrialConfig
+from alsys.data import Dataset
 from alsys.errors import InputError
-from alsys.loop import TrialData, prepare_data
+from alsys.loop import TrialData, build_data, check_data
+
+
+def _dataset_key(config: TrialConfig) -> str:
+    return json.dumps([config.dataset, config.dataset_options], sort_keys=True)
+
+
+def load_datasets(configs: list[TrialConfig]) -> dict[str, Dataset]:
+    """Each dataset the trials read, loaded once (a missing one, or a bad option value, fails
+    here), and each trial checked against it (:func:`alsys.loop.check_data`: the pool holds
+    every round, a pca:D within the images, ...): before Ray starts or MLflow hears of the
+    sweep. Keyed by dataset and options."""
+    from alsys.data import load_dataset
+
+    datasets: dict[str, Dataset] = {}
+    checked: set[str] = set()
+    for config in configs:
+        key = _dataset_key(config)
+        if key not in datasets:
+            datasets[key] = load_dataset(config.dataset, **config.dataset_options)
+        what = json.dumps(
+            [key, config.space, config.d_clst, config.d_typ, config.episodes, config.budget]
+        )
+        if what not in checked:
+            check_data(config, datasets[key])
+            checked.add(what)
+    return datasets
 
 
 def connect_ray() -> None:
@@ -84,13 +113,13 @@ def data_key(config: TrialConfig) -> str:
 
 
 @ray.remote
-def _train_embeddings(config_dict: dict[str, Any], store_root: str | None) -> None:
+def _train_embeddings(config: TrialConfig, store_root: str | None) -> None:
     """Fills the store entry a config needs; returns nothing, so no arrays travel back."""
+    from alsys.data import load_dataset
     from alsys.embed.store import EmbeddingStore
 
     store = EmbeddingStore(store_root)
-    config = TrialConfig.from_dict(config_dict)
-    prepare_data(config, store)
+    build_data(config, load_dataset(config.dataset, **config.dataset_options), store)
     if store.computed:  # another process may have built it while this task waited on the lock
         what = "SimCLR and HVAE" if config.hvae_models else "SimCLR"
         print(f"alsys: trained {what} embeddings for {config.dataset} into {store.root}")
@@ -112,49 +141,37 @@ def _training_key(config: TrialConfig) -> str:
     )
 
 
-def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dict[str, Any]:
+def prepare_embeddings(
+    trials: list[TrialConfig], datasets: dict[str, Dataset], store_root: str | None
+) -> dict[str, Any]:
     """For each data key, the object refs ``(dataset, spaces)`` that its trials read.
 
-    Store entries still missing are computed first, one Ray task per distinct SimCLR training
-    (on a GPU when the cluster has one); entries already in the store cost no task. The driver
-    then reads the store (local, or shared storage on a cluster) and puts each dataset once and
-    each key's embedding spaces once into the object store; trials read both zero-copy.
+    ``datasets`` are :func:`load_datasets`'s. Store entries still missing are computed first,
+    one Ray task per distinct SimCLR training (on a GPU when the cluster has one); entries
+    already in the store cost no task. The driver then reads the store (local, or shared
+    storage on a cluster) and puts each dataset once and each key's embedding spaces once into
+    the object store; trials read both zero-copy.
     """
-    from alsys.data import load_dataset
     from alsys.embed.store import EmbeddingStore, MissingEntry
 
     by_key: dict[str, TrialConfig] = {}
     for config in trials:
         by_key.setdefault(data_key(config), config)
-    datasets: dict[str, Any] = {}
-
-    def dataset_of(config: TrialConfig) -> Any:
-        name = json.dumps([config.dataset, config.dataset_options], sort_keys=True)
-        if name not in datasets:
-            datasets[name] = load_dataset(config.dataset, **config.dataset_options)
-        return datasets[name]
-
     reader = EmbeddingStore(store_root, compute=False)
     ready: dict[str, TrialData] = {}
     missing: dict[str, TrialConfig] = {}
     for key, config in by_key.items():
         try:
-            ready[key] = prepare_data(config, reader, dataset=dataset_of(config))
+            ready[key] = build_data(config, datasets[_dataset_key(config)], reader)
         except MissingEntry:
             missing.setdefault(_training_key(config), config)
     if missing:
-        task = _train_embeddings.options(num_gpus=1 if _cluster_gpus() > 0 else 0)
-        try:
-            ray.get([task.remote(c.to_dict(), store_root) for c in missing.values()])
-        except ray.exceptions.RayTaskError as error:
-            if isinstance(error.cause, InputError):  # e.g. a dataset missing: say it plainly
-                raise error.cause from None
-            raise
+        _compute_missing(list(missing.values()), store_root)
         for key, config in by_key.items():
             if key in ready:
                 continue
             try:
-                ready[key] = prepare_data(config, reader, dataset=dataset_of(config))
+                ready[key] = build_data(config, datasets[_dataset_key(config)], reader)
             except MissingEntry as missing_entry:
                 raise RuntimeError(
                     f"the embedding tasks finished but {missing_entry} is not in the store: the "
@@ -169,6 +186,17 @@ def prepare_embeddings(trials: list[TrialConfig], store_root: str | None) -> dic
         )
         for key, data in ready.items()
     }
+
+
+def _compute_missing(configs: list[TrialConfig], store_root: str | None) -> None:
+    """One Ray task per missing store entry (on a GPU when the cluster has one)."""
+    task = _train_embeddings.options(num_gpus=1 if _cluster_gpus() > 0 else 0)
+    try:
+        ray.get([task.remote(c, store_root) for c in configs])
+    except ray.exceptions.RayTaskError as error:
+        if isinstance(error.cause, InputError):  # e.g. a dataset missing: say it plainly
+            raise error.cause from None
+        raise
 
 
 def shared_data(refs: tuple[Any, Any]) -> TrialData:

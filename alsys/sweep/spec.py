@@ -1,23 +1,25 @@
-"""The sweep's spec: a YAML space expanded into validated, named trials, each with its identity.
+"""The sweep's spec: a YAML space expanded, once, into validated, frozen, named trials.
 
-No Ray here. A spec names lists for the axes it sweeps; every combination is one trial. The
-whole spec is validated, every trial config built, before anything runs, so a bad field fails
-at once with its name. A trial's identity is ``TrialConfig.trial_id`` (a hash of its validated
-config); two entries of the YAML that give one trial are an error naming both. Its name is its
-config's run name, with the strategy's parameters appended where variants would share one.
+No Ray here. A spec names lists for the axes it sweeps; every combination is one trial.
+:func:`load_sweep` reads the YAML and expands it into a :class:`Sweep`: every trial config is
+built (and so checked) there, once, before anything runs, so a bad field fails at once with its
+name; the later stages read the frozen trials and check nothing again. A trial's identity is
+``TrialConfig.trial_id`` (a hash of its validated config); two entries of the YAML that give
+one trial are an error naming both. Its name is its config's run name
+(:meth:`alsys.stats.Configuration.name`: every axis it varies, and the strategy parameters set
+to other values than their defaults).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from alsys.config import TrialConfig, params_label
+from alsys.config import TrialConfig
 from alsys.errors import InputError
 
 AXES = ("strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ", "space")
@@ -62,14 +64,19 @@ def _has_dims(strategy: Any) -> bool:
 @dataclass(frozen=True)
 class Trial:
     """One trial of a sweep: its name (unique in the sweep, readable), its identity, its
-    config, whether it is one of the sweep's baselines, and its configuration (the name
-    without the seed: the trials a mean over seeds is taken over)."""
+    config, whether it is one of the sweep's baselines, and its configuration's name (the name
+    without the seed: the trials a mean over seeds is taken over, ``alsys.stats``)."""
 
     name: str
     id: str
     config: TrialConfig
     baseline: bool
     configuration: str
+
+    @classmethod
+    def of(cls, config: TrialConfig, baseline: bool = False) -> Trial:
+        key = config.configuration()
+        return cls(config.run_name(), config.trial_id(), config, baseline, key.name())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,15 +96,6 @@ class Trial:
             baseline=bool(data["baseline"]),
             configuration=str(data["configuration"]),
         )
-
-
-def configuration_name(name: str, config: TrialConfig) -> str:
-    """``supclust-digits-tiny-ssl-c16-t16`` for ``supclust-digits-tiny-ssl-s0-c16-t16``."""
-    head = f"{config.strategy}-{config.dataset}-{config.budget}-{config.setting}"
-    seed = f"-s{config.seed}"
-    if name.startswith(head + seed):
-        return head + name[len(head + seed) :]
-    return name
 
 
 # Where each config came from: axis -> "seeds[1]=3", for naming duplicated entries.
@@ -126,17 +124,9 @@ class SweepSpec:
     dims_for: tuple[str, ...] | None = None
     baselines: tuple[dict[str, Any], ...] = ()
 
-    def trials(self) -> list[TrialConfig]:
-        """Every trial of the space and its baselines, validated, each config once."""
-        return [t.config for t in self.expand()]
-
-    def named_trials(self) -> dict[str, TrialConfig]:
-        """Trial name -> config: the grid, then the baselines."""
-        return {t.name: t.config for t in self.expand()}
-
-    def baseline_names(self) -> set[str]:
-        """The names (as in ``named_trials``) of the baseline trials."""
-        return {t.name for t in self.expand() if t.baseline}
+    def sweep(self) -> Sweep:
+        """The sweep this space runs: every trial expanded and validated, once."""
+        return Sweep(self.name, tuple(self.expand()), self.resources, self.max_failures)
 
     def expand(self) -> list[Trial]:
         """Every trial, once: the grid, then the baselines. A baseline that is also a grid
@@ -154,25 +144,19 @@ class SweepSpec:
                     baselines.add(key)  # the grid's own trial, run once
                     continue
                 if key in unique:
-                    if source == sources[key]:
-                        continue  # an axis that does not apply to this strategy
                     raise _duplicate(sources[key], source, config)
                 unique[key], sources[key] = config, source
                 if part == "baselines":
                     baselines.add(key)
-        counts = Counter(c.run_name() for c in unique.values())
         trials: dict[str, Trial] = {}
         for key, config in unique.items():
-            name = config.run_name()
-            if counts[name] > 1:
-                name += "-" + params_label(config.strategy_params, joiner="-", equals="")
-            if name in trials:
+            trial = Trial.of(config, key in baselines)
+            if trial.name in trials:
                 raise InputError(
-                    f"strategy_params.{config.strategy}", f"two variants are both named {name}"
+                    f"strategy_params.{config.strategy}",
+                    f"two variants are both named {trial.name}",
                 )
-            trials[name] = Trial(
-                name, key, config, key in baselines, configuration_name(name, config)
-            )
+            trials[trial.name] = trial
         return list(trials.values())
 
     def _fixed(self) -> dict[str, Any]:
@@ -225,6 +209,7 @@ class SweepSpec:
         """The product of the axes; D_clst/D_typ apply to the strategies that declare them."""
         names = [a for a in AXES if a in self.axes and a != "space"]
         indexed = [list(enumerate(self.axes[a])) for a in names]
+        seen: set[str] = set()
         for values in itertools.product(*indexed):
             point = {a: value for a, (_, value) in zip(names, values, strict=True)}
             source = {
@@ -235,6 +220,10 @@ class SweepSpec:
                 for axis in ("d_clst", "d_typ"):
                     point.pop(axis, None)
                     source.pop(axis, None)
+            where = json.dumps(source, sort_keys=True)
+            if where in seen:
+                continue  # an axis that does not apply to this strategy: the same point again
+            seen.add(where)
             strategy = point["strategy"]
             spaces = self.spaces_for(strategy) if _selects_in_a_space(strategy) else ["simclr"]
             yield from self._variants(point, source, fixed, spaces)
@@ -320,8 +309,9 @@ def read_yaml(path: str | Path, smoke: bool, known: set[str]) -> dict[str, Any]:
     return raw
 
 
-def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
-    """Reads a sweep YAML; ``smoke`` overlays its ``smoke:`` section (a ~1 minute version)."""
+def read_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
+    """A sweep YAML as its space, not yet expanded; ``smoke`` overlays its ``smoke:`` section
+    (a ~1 minute version)."""
     file = Path(path)
     known = {
         "name",
@@ -346,7 +336,7 @@ def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
         axes[axis] = list(value) if isinstance(value, list) else [value]
     if "strategy" not in axes:
         raise InputError(f"{file.name}: strategies", "a sweep needs at least one strategy")
-    spec = SweepSpec(
+    return SweepSpec(
         name=str(raw.get("name", file.stem)),
         axes=axes,
         fixed={k: raw[k] for k in SCALARS if k in raw},
@@ -356,11 +346,64 @@ def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
         max_failures=int(raw.get("max_failures", 2)),
         baselines=tuple(baselines),
     )
+
+
+def load_sweep(path: str | Path, smoke: bool = False) -> Sweep:
+    """The sweep a YAML gives: read, expanded and validated once, before anything runs; an
+    error names the file and the field."""
+    spec = read_spec(path, smoke)
     try:
-        spec.trials()  # fail now, naming the field, not after the cluster has started
+        return spec.sweep()
     except InputError as error:
-        raise InputError(f"{file.name}: {error.field}", error.problem) from None
-    return spec
+        raise InputError(f"{Path(path).name}: {error.field}", error.problem) from None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep as it runs: its trials, expanded and validated once and frozen from then on, and
+    how they run (each trial's resources, the retries a failed trial gets).
+
+    ``candidates`` makes it a search: Tune's search algorithm samples strategy parameters and
+    each sample (a candidate) runs on :class:`Candidates`'s seeds; ``trials`` are then empty.
+    """
+
+    name: str
+    trials: tuple[Trial, ...]
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1, "gpu": 0.25})
+    max_failures: int = 2
+    candidates: Candidates | None = None
+
+    def renamed(self, name: str) -> Sweep:
+        return replace(self, name=name)
+
+    def configs(self) -> list[TrialConfig]:
+        """The configs whose data the sweep reads: its trials', or a search's base on each of
+        its seeds."""
+        if self.candidates is not None:
+            return [replace(self.candidates.base, seed=s) for s in self.candidates.seeds]
+        return [t.config for t in self.trials]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A search's unit: each candidate (a set of strategy parameters the search samples) runs
+    ``base`` with those parameters on every seed of ``seeds``, the same seeds for every
+    candidate, so that their values compare. Its value is the mean over those seeds of the area
+    under the learning curve."""
+
+    base: TrialConfig
+    seeds: tuple[int, ...]
+
+    def trials(self, params: dict[str, Any]) -> list[Trial]:
+        """The candidate's trials, one per seed (each config built, so checked, here)."""
+        given = {**self.base.strategy_params, **params}
+        return [Trial.of(replace(self.base, seed=s, strategy_params=given)) for s in self.seeds]
+
+    def name(self, params: dict[str, Any]) -> str:
+        """``supclust-temperature0.123-typ_ratio0.456``: what a candidate's MLflow run is called."""
+        from alsys.stats import params_label
+
+        return f"{self.base.strategy}-" + params_label(params, joiner="-", equals="")
 
 
 def _duplicate(first: _Source, second: _Source, config: TrialConfig) -> InputError:
@@ -384,9 +427,10 @@ def _duplicate(first: _Source, second: _Source, config: TrialConfig) -> InputErr
 TRIALS_DIR = "trials"  # <storage>/<sweep>/trials/<id>.json: every trial's frozen config
 
 
-def freeze(trials: list[Trial], folder: Path) -> None:
+def freeze(trials: tuple[Trial, ...] | list[Trial], folder: Path) -> None:
     """Writes every trial's frozen config to ``folder/trials/<id>.json`` (each atomically),
-    before any trial starts; trials, the results table and --resume read them by identity."""
+    before any trial starts: the record of what the sweep ran, by identity (the trials
+    themselves reach the workers through Ray's object store)."""
     target = folder / TRIALS_DIR
     target.mkdir(parents=True, exist_ok=True)
     for trial in trials:
@@ -394,12 +438,3 @@ def freeze(trials: list[Trial], folder: Path) -> None:
         tmp = file.with_name(f".{file.name}.tmp")
         tmp.write_text(json.dumps(trial.to_dict(), indent=2, sort_keys=True))
         tmp.replace(file)
-
-
-def frozen(folder: Path) -> dict[str, Trial]:
-    """The frozen trials of a sweep, by identity."""
-    out = {}
-    for file in sorted((folder / TRIALS_DIR).glob("*.json")):
-        trial = Trial.from_dict(json.loads(file.read_text()))
-        out[trial.id] = trial
-    return out
