@@ -33,6 +33,7 @@ _FLAGS = {
     "typ_embeddings": "--typ-embeddings",
     "probs": "--probs",
     "mc_probs": "--probs",
+    "dropout_probs": "--dropout-probs",
     "clusters": "--clusters",
     "scores": "--scores",
     "labeled": "--labeled",
@@ -121,6 +122,8 @@ def run_select(args: argparse.Namespace) -> int:
     if args.probs:
         probs = load_array(args.probs, "--probs")
         arrays["mc_probs" if probs.ndim == 3 else "probs"] = probs
+    if args.dropout_probs:
+        arrays["dropout_probs"] = load_array(args.dropout_probs, "--dropout-probs")
     if args.clusters:
         arrays["clusters"] = load_array(args.clusters, "--clusters")
     if args.scores:
@@ -312,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--probs",
         help="model-based strategies: class probabilities (n, classes) or MC-dropout samples "
         "(T_mc, n, classes), as .npy",
+    )
+    select.add_argument(
+        "--dropout-probs",
+        help="dropquery: your model's class probabilities with dropout on its head's input "
+        "features, (T, n, classes) .npy",
     )
     select.add_argument(
         "--clusters", help="a precomputed cluster id per row, .npy of shape (n,) (TypiClust-DC)"

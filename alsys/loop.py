@@ -5,8 +5,9 @@ pool's features and the model's outputs; the loop reveals labels, checks every s
 records for each label the round in which it was bought.
 
 Randomness: round r of a trial with seed s draws its selection from
-``default_rng([s, r, 0])`` and trains its classifier with seed derived from ``[s, r, 1]``. A
-trial resumed at round r therefore continues exactly as an uninterrupted one would.
+``default_rng([s, r, 0])`` (and the model outputs a strategy asks for from its children, see
+alsys.model_inputs) and trains its classifier with seed derived from ``[s, r, 1]``. A trial
+resumed at round r therefore continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ import numpy as np
 
 from alsys.config import TrialConfig
 from alsys.data import Dataset, load_dataset
+from alsys.model_inputs import model_outputs
 from alsys.results import RoundResult, TrialState
 from alsys.spaces import unit_rows as _unit
-from alsys.strategies import Inputs, Pool, get_inputs, make_strategy, validate_selection
+from alsys.strategies import (
+    Inputs,
+    Pool,
+    Strategy,
+    get_inputs,
+    make_strategy,
+    validate_selection,
+)
 
 __all__ = [
     "RoundResult",
@@ -216,9 +225,10 @@ def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[
             classifier = _train(config, n_classes, pool_inputs, dataset, labeled, round_index - 1)
         if labeled.sum() + budget > n:
             raise ValueError(f"round {round_index + 1} needs {budget} more points; pool exhausted")
-        pool = _strategy_pool(config, inputs, data, classifier, pool_inputs, labeled)
+        rng = round_seed(config.seed, round_index, 0)
+        pool = _strategy_pool(config, inputs, data, classifier, labeled, strategy, rng)
         start = time.perf_counter()
-        selection = strategy.select(pool, labeled, budget, round_seed(config.seed, round_index, 0))
+        selection = strategy.select(pool, labeled, budget, rng)
         selection_seconds = time.perf_counter() - start
         chosen = validate_selection(selection.indices, labeled, budget)
         state.bought_round[chosen] = round_index + 1
@@ -268,11 +278,16 @@ def _strategy_pool(
     inputs: Inputs,
     data: TrialData,
     classifier: Any,
-    pool_inputs: np.ndarray,
     labeled: np.ndarray,
+    strategy: Strategy,
+    rng: np.random.Generator,
 ) -> Pool:
     """What the strategy may see, as its class declares: its features or its selection space,
-    the model's outputs once a model exists, and the classes of the labeled points."""
+    the model's outputs once a model exists (alsys.model_inputs), and the classes of the
+    labeled points."""
+    dataset = data.dataset
+    pool_inputs = data.features_train if config.setting == "ssl" else dataset.train_images
+    assert pool_inputs is not None
     fields: dict[str, Any] = {}
     if inputs.features:
         # The embeddings in SSL, the classifier's penultimate features in FSL (the SimCLR
@@ -286,12 +301,30 @@ def _strategy_pool(
         typ = None if config.typicality_dim == config.clustering_dim else data.typ
         fields.update(embeddings=data.clst, typ_embeddings=typ, scores=data.scores)
     model_based = inputs.probs or inputs.mc_samples
-    if classifier is not None and inputs.mc_samples:
-        fields["mc_probs"] = classifier.mc_proba(pool_inputs, config.mc_passes)
-    elif classifier is not None and inputs.probs:
-        fields["probs"] = classifier.predict_proba(pool_inputs)
-    elif "embeddings" not in fields and (classifier is None or not model_based):
+    n_classes = dataset.n_classes
+    if classifier is not None and model_based:
+
+        def fit(rows: np.ndarray, seed: int) -> Any:
+            model = make_classifier(config, n_classes)
+            return model.fit(pool_inputs[rows], dataset.train_labels[rows], seed)
+
+        params = config.effective_params(n_classes)
+        fields.update(
+            model_outputs(
+                inputs,
+                strategy,
+                params,
+                classifier,
+                fit,
+                pool_inputs,
+                labeled,
+                n_classes,
+                rng,
+                config.mc_passes,
+            )
+        )
+    elif "embeddings" not in fields:
         fields["embeddings"] = data.clst  # cold start: model-based strategies draw at random
     if inputs.labels:
-        fields["labels"] = np.where(labeled, data.dataset.train_labels, -1).astype(np.int64)
+        fields["labels"] = np.where(labeled, dataset.train_labels, -1).astype(np.int64)
     return Pool(**fields)

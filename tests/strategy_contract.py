@@ -32,12 +32,14 @@ class StrategyContract:
     n_classes: ClassVar[int] = 4
 
     def make_pool(self, seed: int = 0) -> Pool:
-        """Blobs with embeddings, probabilities and MC-dropout samples (every strategy's input)."""
+        """Blobs with embeddings, probabilities, MC-dropout samples and feature-dropout
+        samples (every strategy's input)."""
         rng = np.random.default_rng(seed)
         x, _ = blobs(rng, n_per_blob=30, n_blobs=self.n_classes)
         logits = rng.normal(size=(x.shape[0], self.n_classes)) * 2
         mc = softmax(logits[None] + rng.normal(size=(20, *logits.shape)))
-        return Pool(embeddings=x, probs=softmax(logits), mc_probs=mc)
+        dropped = softmax(logits[None] + 2 * rng.normal(size=(3, *logits.shape)))
+        return Pool(embeddings=x, probs=softmax(logits), mc_probs=mc, dropout_probs=dropped)
 
     def strategy(self) -> Strategy:
         return make_strategy(self.name, **self.params)
@@ -93,9 +95,8 @@ class StrategyContract:
     def test_inputs_are_not_mutated(self) -> None:
         pool = self.make_pool()
         mask = self.labeled(pool.n, 9)
-        before = {
-            name: np.copy(getattr(pool, name)) for name in ("embeddings", "probs", "mc_probs")
-        }
+        names = ("embeddings", "probs", "mc_probs", "dropout_probs")
+        before = {name: np.copy(getattr(pool, name)) for name in names}
         mask_before = mask.copy()
         self.select(pool, mask, 10, np.random.default_rng(3))
         for name, array in before.items():
