@@ -93,15 +93,15 @@ def naive_dcom(
     mask: np.ndarray,
     labels: np.ndarray,
     probs: np.ndarray,
-    initial: float,
     budget: int,
     rng: np.random.Generator,
 ) -> list[int]:
     """The paper's steps, written out with dense distances and recomputed from scratch."""
     d = pairwise(x)
     labeled = np.flatnonzero(mask)
-    before = float(np.mean(d[:, labeled].min(axis=1) < initial))
     pseudo = probs.argmax(axis=1)
+    loose = [naive_radius(d[row], labels[row], pseudo, 0.4) for row in labeled]
+    before = float((d[labeled] < np.array(loose)[:, None]).any(axis=0).mean())
     radii = np.array(
         [naive_radius(d[row], labels[row], pseudo, purity_threshold(before)) for row in labeled]
     )
@@ -135,7 +135,7 @@ def test_selection_equals_the_naive_transcription(seed: int, n_labeled: int) -> 
     labels = np.where(mask, ids, -1)
     pool = Pool(embeddings=x, probs=probs, labels=labels)
     ours = make_strategy("dcom", initial_delta=0.5).select(pool, mask, 8, np.random.default_rng(7))
-    expected = naive_dcom(x, mask, ids, probs, 0.5, 8, np.random.default_rng(7))
+    expected = naive_dcom(x, mask, ids, probs, 8, np.random.default_rng(7))
     assert ours.indices.tolist() == expected
 
 
@@ -190,7 +190,7 @@ def test_uncertainty_of_labeled_points_and_explanations() -> None:
     assert set(selection.details[0]) == {"reason", "newly_covered", "score"}
     assert set(selection.metrics) == {"delta", "coverage_before", "competence", "edges"}
     assert 0 < selection.metrics["delta"] <= 1.1
-    assert "radii of the 9 labeled balls" in selection.notes[1]
+    assert "radii of the 9 labeled balls" in selection.notes[0]
 
 
 def test_after_the_cold_start_it_needs_the_model_and_the_labels() -> None:

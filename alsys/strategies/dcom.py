@@ -31,8 +31,10 @@ pool. Where alsys differs:
 
 - A strategy is a function of this round's inputs, so every labeled point's radius is found
   again each round with the current model; the authors find each radius once, with the model
-  of the round after it was bought, and keep it. The threshold's c is then the coverage with
-  every labeled ball at the initial radius (what the authors' first refinement sees).
+  of the round after it was bought, and keep it, and their threshold's c is the coverage by
+  the radii found so far (the newest points' at the average radius). Here c is the coverage
+  by the radii found at the lowest threshold, 0.4 (c = 0), and the radii are then found again
+  at 0.2 c + 0.4. The initial radius serves the cold start only.
 - The authors round w to 3 decimals and radii to 2, break ties by the highest row, and can
   pick a labeled point when every score is 0; here nothing is rounded, the rng breaks ties and
   only unlabeled points are picked.
@@ -62,7 +64,7 @@ from alsys.strategies.base import (
     prepare_features,
     progress,
 )
-from alsys.strategies.clustering import F32, knn_sqdist
+from alsys.strategies.clustering import F32
 from alsys.strategies.probcover import ProbCover, coverage_graph
 from alsys.strategies.uncertainty import margin_scores
 
@@ -154,9 +156,60 @@ def uncertainty_weights(probs: FloatArray, labeled_mask: BoolArray) -> FloatArra
     return scaled
 
 
+def candidate_graph(
+    x: F32,
+    delta: float,
+    rows: IntArray,
+    columns: IntArray,
+    max_edges: int | None = None,
+    show_progress: bool = False,
+) -> sparse.csr_matrix:
+    """(rows, columns) boolean: [i, j] iff ||x[rows[i]] - x[columns[j]]|| < delta: the edges
+    from the candidates into the points not yet covered, the only ones the greedy counts.
+
+    While they are most of the pool, ProbCover's symmetric graph (half the distances) is built
+    and cut down; else a blocked search of the rows against the columns (float32
+    ||a||^2 + ||b||^2 - 2 a.b, as coverage_graph), which costs less as the coverage grows.
+    """
+    n = x.shape[0]
+    if rows.shape[0] * columns.shape[0] > n * n // 2:
+        full = coverage_graph(x, delta, max_edges, show_progress)
+        return full[rows][:, columns].tocsr()
+    if columns.shape[0] == 0 or rows.shape[0] == 0:
+        return sparse.csr_matrix((rows.shape[0], columns.shape[0]), dtype=bool)
+    xc = np.ascontiguousarray(x[columns])
+    sq_rows = np.einsum("ij,ij->i", x[rows], x[rows])
+    sq_cols = np.einsum("ij,ij->i", xc, xc)
+    radius = np.float32(delta) ** 2
+    step = max(1, RADIUS_BLOCK_ELEMENTS // columns.shape[0])
+    parts: list[sparse.csr_matrix] = []
+    edges = 0
+    for start in range(0, rows.shape[0], step):
+        block = x[rows[start : start + step]] @ xc.T
+        block *= -2.0
+        block += sq_cols[None, :]
+        block += sq_rows[start : start + step, None]
+        parts.append(sparse.csr_matrix(block < radius))
+        edges += parts[-1].nnz
+        if max_edges is not None and edges > max_edges:
+            raise InputError(
+                "dcom.delta",
+                f"delta_avg={delta:g} links more than {max_edges} pairs; lower max_delta",
+            )
+    return sparse.vstack(parts, format="csr")
+
+
+def _entries(indptr: IntArray, indices: IntArray, which: IntArray) -> IntArray:
+    """The concatenated entries of the given rows (CSR) or columns (CSC)."""
+    starts, lengths = indptr[which], indptr[which + 1] - indptr[which]
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return indices[offsets + np.arange(int(lengths.sum()))]
+
+
 def dcom_greedy(
     graph: sparse.csr_matrix,
-    covered: BoolArray,
+    rows: IntArray,
+    columns: IntArray,
     labeled_mask: BoolArray,
     uncertainty: FloatArray,
     weight: float,
@@ -164,16 +217,26 @@ def dcom_greedy(
     rng: np.random.Generator,
     show_progress: bool = False,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """The greedy of step 3 on a symmetric delta-ball graph (self-loops included).
+    """The greedy of step 3.
+
+    Args:
+        graph: (rows, columns) from :func:`candidate_graph`: the edges of the candidate
+            ``rows`` (the unlabeled points) into the ``columns`` (the points not yet covered).
+        labeled_mask: (n,); ``uncertainty`` (n,) the scaled margin term, 0 when labeled.
 
     Returns:
         (chosen (budget,), the points each newly covered, each pick's score).
     """
-    n = graph.shape[0]
-    covered = covered.copy()
+    n = labeled_mask.shape[0]
+    indptr, indices = graph.indptr.astype(np.int64), graph.indices.astype(np.int64)
+    by_column = graph.tocsc()
+    col_ptr, col_rows = by_column.indptr.astype(np.int64), by_column.indices.astype(np.int64)
+    degree = np.zeros(n, dtype=np.int64)
+    degree[rows] = np.diff(indptr)  # labeled points keep 0: their edges are not counted
+    position = np.full(n, -1, dtype=np.int64)
+    position[rows] = np.arange(rows.shape[0])
+    open_columns = np.ones(columns.shape[0], dtype=bool)
     u = uncertainty.astype(np.float64)
-    degree = np.asarray(graph.astype(np.int64) @ (~covered).astype(np.int64)).ravel()
-    degree[labeled_mask] = 0  # the labeled points' own edges are not counted
     eligible = ~labeled_mask
     chosen = np.empty(budget, dtype=np.int64)
     gains = np.empty(budget, dtype=np.int64)
@@ -181,12 +244,12 @@ def dcom_greedy(
     for step in progress(range(budget), total=budget, desc="dcom", enabled=show_progress):
         score = weight * min_max(u) + (1.0 - weight) * min_max(degree.astype(np.float64))
         pick = argmax_tiebreak(np.where(eligible, score, -1.0), rng)
-        reach = graph.indices[graph.indptr[pick] : graph.indptr[pick + 1]]
-        newly = reach[~covered[reach]]
-        covered[newly] = True
-        # The graph is symmetric: the sources of edges into ``newly`` are its neighbours.
-        degree -= np.bincount(graph[newly].indices, minlength=n)
-        degree[labeled_mask] = 0
+        i = position[pick]
+        reach = indices[indptr[i] : indptr[i + 1]]
+        newly = reach[open_columns[reach]]
+        open_columns[newly] = False
+        # Every edge into a newly covered point is gone: its source loses one.
+        degree[rows] -= np.bincount(_entries(col_ptr, col_rows, newly), minlength=rows.shape[0])
         u[pick] = 0.0
         eligible[pick] = False
         chosen[step], gains[step], scores[step] = pick, newly.shape[0], score[pick]
@@ -196,8 +259,8 @@ def dcom_greedy(
 @dataclass(frozen=True)
 class DCoM(Strategy):
     """Attributes:
-    initial_delta: the balls' radius before any refinement (cold start; and the threshold's
-        coverage). ``None`` applies ProbCover's purity rule with ``n_classes``.
+    initial_delta: the balls' radius before any label (the cold start). ``None`` applies
+        ProbCover's purity rule with ``n_classes``.
     n_classes: k of the purity rule's k-means pseudo-labels (the dataset's in a trial).
     max_delta, delta_resolution: the binary search's range and stop (reference: 1.1, 0.05).
     k_logistic, a_logistic: the competence's steepness and centre (reference: 50, 0.8).
@@ -251,15 +314,14 @@ class DCoM(Strategy):
         show_progress: bool,
     ) -> Selection:
         x = prepare_features(self._require_embeddings(pool), "embeddings", self.normalize)
-        initial, how = self._initial(x, rng)
         labeled = np.flatnonzero(labeled_mask)
         probs = pool.class_probs()
-        notes = [how]
         if labeled.shape[0] == 0:
-            delta, coverage, weight = initial, 0.0, 0.0
+            delta, how = self._initial(x, rng)
+            coverage, weight = 0.0, 0.0
             covered = np.zeros(pool.n, dtype=bool)
             uncertainty: FloatArray = np.zeros(pool.n)
-            notes.append(f"dcom: nothing labeled, so ProbCover at delta={initial:.4g}")
+            notes = [how, f"dcom: nothing labeled, so ProbCover at delta={delta:.4g}"]
         else:
             if probs is None or pool.labels is None:
                 missing = "probs" if probs is None else "labels"
@@ -268,31 +330,33 @@ class DCoM(Strategy):
                     f"strategy {self.name} needs probs from a model trained on the labeled "
                     "points and the labels bought",
                 )
-            nearest, _ = knn_sqdist(x, np.ascontiguousarray(x[labeled]), 1)
-            before = float(np.mean(np.sqrt(nearest[:, 0]) < initial))
-            threshold = purity_threshold(before)
-            radii, covered = ball_radii(
+            args = (
                 x,
                 labeled,
                 np.asarray(pool.labels)[labeled],
                 np.asarray(probs).argmax(axis=1),
-                threshold,
-                float(self.max_delta),
-                float(self.delta_resolution),
             )
+            limits = (float(self.max_delta), float(self.delta_resolution))
+            _, loose = ball_radii(*args, purity_threshold(0.0), *limits)
+            threshold = purity_threshold(float(loose.mean()))
+            radii, covered = ball_radii(*args, threshold, *limits)
             delta, coverage = float(radii.mean()), float(covered.mean())
             weight = competence(coverage, float(self.k_logistic), float(self.a_logistic))
             uncertainty = uncertainty_weights(probs, labeled_mask)
-            notes.append(
+            notes = [
                 f"dcom: radii of the {labeled.shape[0]} labeled balls at purity >= "
-                f"{threshold:.3g} (coverage {before:.1%} at the initial delta): mean "
-                f"{delta:.4g}, range {radii.min():.4g}-{radii.max():.4g}; they cover "
+                f"{threshold:.3g} (0.2 c + 0.4, c = {loose.mean():.1%} covered at purity 0.4): "
+                f"mean {delta:.4g}, range {radii.min():.4g}-{radii.max():.4g}; they cover "
                 f"{coverage:.1%} of the pool, so the competence is {weight:.3g} "
                 "(0: coverage only, 1: margin only)"
-            )
-        graph = coverage_graph(x, delta, self.max_edges, show_progress)
+            ]
+        rows = np.flatnonzero(~labeled_mask)
+        # With w = 1 the density has no weight: no graph is needed (nor is one when all is
+        # covered, which makes w = 1).
+        columns = np.flatnonzero(~covered) if weight < 1.0 else np.zeros(0, dtype=np.int64)
+        graph = candidate_graph(x, delta, rows, columns, self.max_edges, show_progress)
         chosen, gains, scores = dcom_greedy(
-            graph, covered, labeled_mask, uncertainty, weight, budget, rng, show_progress
+            graph, rows, columns, labeled_mask, uncertainty, weight, budget, rng, show_progress
         )
         details = tuple(
             {"reason": self.name, "newly_covered": int(g), "score": float(s)}
