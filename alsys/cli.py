@@ -140,7 +140,9 @@ def run_select(args: argparse.Namespace) -> int:
     selection = strategy.select(
         pool, labeled, args.budget, np.random.default_rng(args.seed), show_progress=show_progress
     )
-    report = selection_report(args, params, pool.n, labeled, selection)
+    report = selection_report(args, params, pool.n, labeled, selection, pool.embeddings)
+    if not args.quiet:
+        print(f"alsys select: {report['stopping']['line']}", file=sys.stderr)
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
     write_output(out, text, args.quiet, f"{len(selection.indices)} points")
     return 0
@@ -170,8 +172,11 @@ def selection_report(
     pool_size: int,
     labeled: npt.NDArray[np.bool_],
     selection: Any,
+    embeddings: npt.NDArray[Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON of ``alsys select``: the selected rows and why each was chosen."""
+    """The JSON of ``alsys select``: the selected rows, why each was chosen, and the stopping
+    signal."""
+    from alsys.stopping import select_signal
     from alsys.strategies import strategy_params
 
     resolved = {**strategy_params(args.strategy), **params}
@@ -189,6 +194,7 @@ def selection_report(
         ],
         "notes": list(selection.notes),
         "metrics": dict(selection.metrics),
+        "stopping": select_signal(embeddings, labeled, selection.indices, args.seed),
         "alsys_version": __version__,
     }
     safe: dict[str, Any] = json_safe(report)

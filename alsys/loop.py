@@ -6,8 +6,13 @@ records for each label the round in which it was bought.
 
 Randomness: round r of a trial with seed s draws its selection from
 ``default_rng([s, r, 0])`` (and the model outputs a strategy asks for from its children, see
-alsys.model_inputs) and trains its classifier with seed derived from ``[s, r, 1]``. A trial
-resumed at round r therefore continues exactly as an uninterrupted one would.
+alsys.model_inputs) and trains its classifier with seed derived from ``[s, r, 1]``; the
+stopping signal's stop set and coverage sample come from ``[s, 0, 3]``. A trial resumed at
+round r therefore continues exactly as an uninterrupted one would.
+
+After each round the loop computes the stopping signal (alsys.stopping): the agreement of this
+round's model with the previous one on the stop set, and the kernel coverage of the pool by
+the labeled set in the selection space; the tracker logs them as ``stop.*``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from alsys import stopping
 from alsys.config import TrialConfig
 from alsys.data import Dataset, load_dataset
 from alsys.model_inputs import model_outputs
@@ -217,6 +223,8 @@ def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[
     test_inputs = data.features_test if ssl else dataset.test_images
     assert pool_inputs is not None and test_inputs is not None
     n = dataset.n_train
+    stop_rows = stopping.stop_set(n, round_seed(config.seed, 0, 3))
+    cover_rows = stopping.coverage_rows(n, round_seed(config.seed, 0, 3))
     classifier = None
     for round_index in range(len(state.rounds), config.episodes):
         labeled = state.labeled_mask
@@ -232,10 +240,20 @@ def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[
         selection_seconds = time.perf_counter() - start
         chosen = validate_selection(selection.indices, labeled, budget)
         state.bought_round[chosen] = round_index + 1
-        labeled = state.labeled_mask
+        previous, labeled_before, labeled = classifier, labeled, state.labeled_mask
         start = time.perf_counter()
         classifier = _train(config, n_classes, pool_inputs, dataset, labeled, round_index)
         training_seconds = time.perf_counter() - start
+        signal = _stopping_signal(
+            data.clst,
+            pool_inputs[stop_rows],
+            cover_rows,
+            labeled_before,
+            labeled,
+            previous,
+            classifier,
+            state,
+        )
         predicted = classifier.predict_proba(test_inputs).argmax(axis=1)
         recall = recall_per_class(dataset.test_labels, predicted, n_classes)
         result = RoundResult(
@@ -255,6 +273,7 @@ def rounds(config: TrialConfig, data: TrialData, state: TrialState) -> Iterator[
             notes=list(selection.notes),
             strategy_metrics=dict(selection.metrics),
             record=selection.record,
+            stopping=signal.metrics(),
         )
         state.rounds.append(result)
         yield result
@@ -271,6 +290,30 @@ def _train(
     seed = int(round_seed(config.seed, round_index, 1).integers(2**31 - 1))
     classifier = make_classifier(config, n_classes)
     return classifier.fit(inputs[labeled], dataset.train_labels[labeled], seed)
+
+
+def _stopping_signal(
+    space: np.ndarray,
+    stop_inputs: np.ndarray,
+    cover_rows: np.ndarray,
+    labeled_before: np.ndarray,
+    labeled: np.ndarray,
+    previous: Any,
+    classifier: Any,
+    state: TrialState,
+) -> stopping.StoppingSignal:
+    """The round's stopping signal: the coverage of the selection space by the labeled set
+    before and after the round, and the agreement of the new model with the previous one."""
+    coverage = stopping.kernel_coverage(space, np.flatnonzero(labeled), cover_rows)
+    before = stopping.kernel_coverage(space, np.flatnonzero(labeled_before), cover_rows)
+    agreement = None
+    if previous is not None:
+        agreement = stopping.cohen_kappa(
+            previous.predict_proba(stop_inputs).argmax(axis=1),
+            classifier.predict_proba(stop_inputs).argmax(axis=1),
+        )
+    earlier = [r.stopping["agreement"] for r in state.rounds if "agreement" in r.stopping]
+    return stopping.round_signal(coverage, before, agreement, earlier)
 
 
 def _strategy_pool(

@@ -257,9 +257,12 @@ def run_select_paths(args: argparse.Namespace) -> int:
     for note in selection.notes:  # e.g. a cold start's random draw
         say(f"note: {note}")
     chosen = [int(i) for i in selection.indices]
-    report = selection_report(args, params, pool.n, labeled, selection)
+    report = selection_report(args, params, pool.n, labeled, selection, x)
+    say(report["stopping"]["line"])
     if output_format == "csv":
-        text = _csv(args.strategy, [pool_rows.paths[i] for i in chosen], selection.details)
+        stop = {"stop_coverage": report["stopping"]["coverage_after"]}
+        details = [{**why, **stop} for why in selection.details]
+        text = _csv(args.strategy, [pool_rows.paths[i] for i in chosen], details)
     elif output_format == "json":
         report["classes"] = list(classes)
         report["paths"] = [pool_rows.paths[i] for i in chosen]
