@@ -305,7 +305,10 @@ def _stopping_signal(
     """The round's stopping signal: the coverage of the selection space by the labeled set
     before and after the round, and the agreement of the new model with the previous one."""
     coverage = stopping.kernel_coverage(space, np.flatnonzero(labeled), cover_rows)
-    before = stopping.kernel_coverage(space, np.flatnonzero(labeled_before), cover_rows)
+    # The previous round's coverage is this round's before; a checkpoint without it recomputes.
+    before = state.rounds[-1].stopping.get("coverage") if state.rounds else 0.0
+    if before is None:
+        before = stopping.kernel_coverage(space, np.flatnonzero(labeled_before), cover_rows)
     agreement = None
     if previous is not None:
         agreement = stopping.cohen_kappa(
