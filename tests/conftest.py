@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -17,3 +19,15 @@ def blobs(
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def digits_data(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """digits with SimCLR embeddings of a few epochs (the loop is what is tested), trained once
+    per session into a temporary store."""
+    from alsys.config import TrialConfig
+    from alsys.embed.store import EmbeddingStore
+    from alsys.loop import prepare_data
+
+    store = EmbeddingStore(tmp_path_factory.mktemp("digits_store"))
+    return prepare_data(TrialConfig(strategy="random", embed_epochs=3), store)

@@ -22,7 +22,6 @@ from alsys.strategies import kernel_coverage
 from alsys.strategies.base import prepare_features
 from tests.test_images import digits_folder, three_rounds  # noqa: F401 (a fixture)
 from tests.test_loop import EMBED_EPOCHS
-from tests.test_uherding_temperature import digits_data  # noqa: F401 (a fixture)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -69,7 +68,7 @@ def test_agreement_window_and_rules() -> None:
 
 
 def test_the_loop_logs_the_signal_every_round_and_a_resumed_trial_agrees(
-    digits_data: TrialData,  # noqa: F811
+    digits_data: TrialData,
 ) -> None:
     config = TrialConfig(strategy="margin", embed_epochs=EMBED_EPOCHS, episodes=4)
     whole = run_trial(config, digits_data)

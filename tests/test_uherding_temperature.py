@@ -11,7 +11,7 @@ import pytest
 
 from alsys.config import TrialConfig
 from alsys.errors import InputError
-from alsys.loop import TrialData, prepare_data, run_trial
+from alsys.loop import TrialData, run_trial
 from alsys.strategies import Pool, make_strategy
 from alsys.strategies.uherding import ece_temperature, expected_calibration_error
 from tests.strategy_contract import StrategyContract, softmax
@@ -134,14 +134,6 @@ def test_heldout_rows_must_be_labeled_and_bad_temperatures_are_refused() -> None
             make_strategy("uherding", temperature=bad)
     with pytest.raises(InputError, match="heldout"):
         Pool(embeddings=x, heldout_rows=unlabeled)
-
-
-@pytest.fixture(scope="module")
-def digits_data(tmp_path_factory: pytest.TempPathFactory) -> TrialData:
-    from alsys.embed.store import EmbeddingStore
-
-    store = EmbeddingStore(tmp_path_factory.mktemp("store"))
-    return prepare_data(TrialConfig(strategy="random", embed_epochs=EMBED_EPOCHS), store)
 
 
 def test_the_loop_trains_the_calibration_model_once_there_are_two_labels_per_class(
