@@ -7,9 +7,10 @@
 
 Both implement :class:`alsys.pool.Model`, what the loop needs of a model: ``fit`` on the
 labeled rows (from scratch), ``predict_proba`` (n, C), ``mc_proba`` (T, n, C) with dropout
-active, and ``features`` (the input embeddings in SSL, the penultimate layer in FSL) for
-Coreset and BADGE. All randomness comes from the seed given to ``fit``. :func:`model_for`
-builds a trial's.
+active, ``dropout_proba`` (T, n, C): the trained head on its input features under a dropout
+rate the caller chooses (DropQuery), and ``features`` (the input embeddings in SSL, the
+penultimate layer in FSL) for Coreset and BADGE. All randomness comes from the seed given to
+``fit`` (or, for ``dropout_proba``, to the call). :func:`model_for` builds a trial's.
 """
 
 from __future__ import annotations
@@ -71,6 +72,19 @@ def _dropout_with_generator(x: torch.Tensor, p: float, gen: torch.Generator) -> 
     return x * keep / (1 - p)
 
 
+def head_under_dropout(
+    linear: nn.Linear, features: torch.Tensor, rate: float, passes: int, gen: torch.Generator
+) -> np.ndarray:
+    """(passes, n, C) softmax(linear(dropout(features))): each pass zeroes every feature with
+    probability ``rate`` and scales the rest by 1 / (1 - rate), as torch's Dropout (and the
+    DropQuery authors' classifier) do."""
+    out = [
+        F.softmax(linear(_dropout_with_generator(features, rate, gen)), 1).cpu().numpy()
+        for _ in range(passes)
+    ]
+    return np.stack(out).astype(np.float64)
+
+
 class SSLClassifier:
     """Linear classifier on embeddings (n, d), full-batch SGD for ``config.steps`` steps."""
 
@@ -113,14 +127,14 @@ class SSLClassifier:
     @torch.no_grad()
     def mc_proba(self, x: np.ndarray, passes: int) -> np.ndarray:
         assert self.head is not None, "fit first"
-        data = _floats(x)
-        out = [
-            F.softmax(
-                self.head.linear(_dropout_with_generator(data, self.config.dropout, self.gen)), 1
-            ).numpy()
-            for _ in range(passes)
-        ]
-        return np.stack(out).astype(np.float64)
+        return head_under_dropout(
+            self.head.linear, _floats(x), self.config.dropout, passes, self.gen
+        )
+
+    @torch.no_grad()
+    def dropout_proba(self, x: np.ndarray, rate: float, passes: int, seed: int) -> np.ndarray:
+        assert self.head is not None, "fit first"
+        return head_under_dropout(self.head.linear, _floats(x), rate, passes, _seeded(seed))
 
     def features(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float32)
@@ -279,3 +293,14 @@ class FSLClassifier:
 
     def features(self, images: np.ndarray) -> np.ndarray:
         return self._batched(images, "features").astype(np.float32)
+
+    @torch.no_grad()
+    def dropout_proba(self, images: np.ndarray, rate: float, passes: int, seed: int) -> np.ndarray:
+        """The head on the penultimate features under dropout; masks drawn on the CPU."""
+        assert self.net is not None, "fit first"
+        features = torch.from_numpy(self.features(images))
+        linear = self.net.head.linear.cpu()
+        try:
+            return head_under_dropout(linear, features, rate, passes, _seeded(seed))
+        finally:
+            self.net.head.linear.to(self.device)

@@ -33,6 +33,7 @@ _FLAGS = {
     "typ_embeddings": "--typ-embeddings",
     "probs": "--probs",
     "mc_probs": "--probs",
+    "dropout_probs": "--dropout-probs",
     "clusters": "--clusters",
     "scores": "--scores",
     "labeled": "--labeled",
@@ -121,6 +122,8 @@ def run_select(args: argparse.Namespace) -> int:
     if args.probs:
         probs = load_array(args.probs, "--probs")
         arrays["mc_probs" if probs.ndim == 3 else "probs"] = probs
+    if args.dropout_probs:
+        arrays["dropout_probs"] = load_array(args.dropout_probs, "--dropout-probs")
     if args.clusters:
         arrays["clusters"] = load_array(args.clusters, "--clusters")
     if args.scores:
@@ -137,7 +140,9 @@ def run_select(args: argparse.Namespace) -> int:
     selection = strategy.select(
         pool, labeled, args.budget, np.random.default_rng(args.seed), show_progress=show_progress
     )
-    report = selection_report(args, params, pool.n, labeled, selection)
+    report = selection_report(args, params, pool.n, labeled, selection, pool.embeddings)
+    if not args.quiet:
+        print(f"alsys select: {report['stopping']['line']}", file=sys.stderr)
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
     write_output(out, text, args.quiet, f"{len(selection.indices)} points")
     return 0
@@ -167,8 +172,11 @@ def selection_report(
     pool_size: int,
     labeled: npt.NDArray[np.bool_],
     selection: Any,
+    embeddings: npt.NDArray[Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON of ``alsys select``: the selected rows and why each was chosen."""
+    """The JSON of ``alsys select``: the selected rows, why each was chosen, and the stopping
+    signal."""
+    from alsys.stopping import select_signal
     from alsys.strategies import strategy_params
 
     resolved = {**strategy_params(args.strategy), **params}
@@ -186,6 +194,7 @@ def selection_report(
         ],
         "notes": list(selection.notes),
         "metrics": dict(selection.metrics),
+        "stopping": select_signal(embeddings, labeled, selection.indices, args.seed),
         "alsys_version": __version__,
     }
     safe: dict[str, Any] = json_safe(report)
@@ -312,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--probs",
         help="model-based strategies: class probabilities (n, classes) or MC-dropout samples "
         "(T_mc, n, classes), as .npy",
+    )
+    select.add_argument(
+        "--dropout-probs",
+        help="dropquery: your model's class probabilities with dropout on its head's input "
+        "features, (T, n, classes) .npy",
     )
     select.add_argument(
         "--clusters", help="a precomputed cluster id per row, .npy of shape (n,) (TypiClust-DC)"

@@ -9,8 +9,14 @@ rows each round and hands its outputs to the strategy, as the strategy's class d
 (:func:`alsys.pool.pool_for`). The strategy is built once per trial, here.
 
 Randomness: round r of a trial with seed s draws its selection from
-``default_rng([s, r, 0])`` and trains its classifier with seed derived from ``[s, r, 1]``. A
-trial resumed at round r therefore continues exactly as an uninterrupted one would.
+``default_rng([s, r, 0])`` (and the model outputs a strategy asks for from its children, see
+alsys.model_inputs) and trains its classifier with seed derived from ``[s, r, 1]``; the
+stopping signal's stop set and coverage sample come from ``[s, 0, 3]``. A trial resumed at
+round r therefore continues exactly as an uninterrupted one would.
+
+After each round the loop computes the stopping signal (alsys.stopping): the agreement of this
+round's model with the previous one on the stop set, and the kernel coverage of the pool by
+the labeled set in the selection space; the tracker logs them as ``stop.*``.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from alsys import stopping
 from alsys.config import TrialConfig
 from alsys.data import Dataset, load_dataset
 from alsys.errors import InputError, PoolExhausted
 from alsys.pool import Model, pool_for
 from alsys.results import RoundResult, TrialState
 from alsys.spaces import unit_rows as _unit
-from alsys.strategies import Pool, get_inputs, make_strategy, validate_selection
+from alsys.strategies import Pool, Strategy, get_inputs, make_strategy, validate_selection
 
 __all__ = [
     "RoundResult",
@@ -240,6 +247,8 @@ def rounds(
     test_inputs = data.features_test if ssl else dataset.test_images
     assert pool_inputs is not None and test_inputs is not None
     n = dataset.n_train
+    stop_rows = stopping.stop_set(n, round_seed(config.seed, 0, 3))
+    cover_rows = stopping.coverage_rows(n, round_seed(config.seed, 0, 3))
     fitted = False
     for round_index in range(len(state.rounds), config.episodes):
         labeled = state.labeled_mask
@@ -253,17 +262,32 @@ def rounds(
                 f"round {round_index + 1} needs {budget} more points; "
                 f"{n - int(labeled.sum())} are unlabeled",
             )
-        pool = _strategy_pool(config, data, model if fitted else None, pool_inputs, labeled)
+        rng = round_seed(config.seed, round_index, 0)
+        current = model if fitted else None
+        pool = _strategy_pool(config, data, current, pool_inputs, labeled, strategy, rng)
         start = time.perf_counter()
-        selection = strategy.select(pool, labeled, budget, round_seed(config.seed, round_index, 0))
+        selection = strategy.select(pool, labeled, budget, rng)
         selection_seconds = time.perf_counter() - start
         chosen = validate_selection(selection.indices, labeled, budget)
         state.bought_round[chosen] = round_index + 1
-        labeled = state.labeled_mask
+        # The model is refitted in place: what the stopping signal needs of the previous one
+        # (its predictions on the stop set) is taken before.
+        previous = model.predict_proba(pool_inputs[stop_rows]).argmax(axis=1) if fitted else None
+        labeled_before, labeled = labeled, state.labeled_mask
         start = time.perf_counter()
         _fit(config, model, pool_inputs, dataset, labeled, round_index)
         fitted = True
         training_seconds = time.perf_counter() - start
+        signal = _stopping_signal(
+            data.clst,
+            pool_inputs[stop_rows],
+            cover_rows,
+            labeled_before,
+            labeled,
+            previous,
+            model,
+            state,
+        )
         predicted = model.predict_proba(test_inputs).argmax(axis=1)
         recall = recall_per_class(dataset.test_labels, predicted, n_classes)
         result = RoundResult(
@@ -283,6 +307,7 @@ def rounds(
             notes=list(selection.notes),
             strategy_metrics=dict(selection.metrics),
             record=selection.record,
+            stopping=signal.metrics(),
         )
         state.rounds.append(result)
         yield result
@@ -300,17 +325,46 @@ def _fit(
     model.fit(inputs[labeled], dataset.train_labels[labeled], seed)
 
 
+def _stopping_signal(
+    space: np.ndarray,
+    stop_inputs: np.ndarray,
+    cover_rows: np.ndarray,
+    labeled_before: np.ndarray,
+    labeled: np.ndarray,
+    previous: np.ndarray | None,
+    model: Model,
+    state: TrialState,
+) -> stopping.StoppingSignal:
+    """The round's stopping signal: the coverage of the selection space by the labeled set
+    before and after the round, and the agreement of the new model with the previous one
+    (``previous``: its classes on the stop set, None in the first round)."""
+    coverage = stopping.kernel_coverage(space, np.flatnonzero(labeled), cover_rows)
+    # The previous round's coverage is this round's before; a checkpoint without it recomputes.
+    before = state.rounds[-1].stopping.get("coverage") if state.rounds else 0.0
+    if before is None:
+        before = stopping.kernel_coverage(space, np.flatnonzero(labeled_before), cover_rows)
+    agreement = None
+    if previous is not None:
+        agreement = stopping.cohen_kappa(previous, model.predict_proba(stop_inputs).argmax(axis=1))
+    earlier = [r.stopping["agreement"] for r in state.rounds if "agreement" in r.stopping]
+    return stopping.round_signal(coverage, before, agreement, earlier)
+
+
 def _strategy_pool(
     config: TrialConfig,
     data: TrialData,
     model: Model | None,
     pool_inputs: np.ndarray,
     labeled: np.ndarray,
+    strategy: Strategy,
+    rng: np.random.Generator,
 ) -> Pool:
-    """What the strategy may see, as its class declares: its selection space (or, for those
-    reading the model's features, the SSL embeddings before a model exists), the model's
-    outputs once a model exists, and the classes of the labeled points."""
+    """What the strategy may see, as its class declares (alsys.pool.pool_for): its selection
+    space (or, for those reading the model's features, the SSL embeddings before a model
+    exists), the model's outputs once a model exists (alsys.model_inputs), and the classes of
+    the labeled points."""
     inputs = get_inputs(config.strategy)
+    labels = data.dataset.train_labels
     return pool_for(
         inputs,
         space=data.clst,
@@ -320,7 +374,11 @@ def _strategy_pool(
         model=model,
         model_inputs=pool_inputs,
         mc_passes=config.mc_passes,
-        labels=np.where(labeled, data.dataset.train_labels, -1).astype(np.int64)
-        if inputs.labels
-        else None,
+        labels=np.where(labeled, labels, -1).astype(np.int64) if inputs.labels else None,
+        strategy=strategy,
+        params=config.effective_params(data.dataset.n_classes),
+        labeled=labeled,
+        targets=labels,
+        n_classes=data.dataset.n_classes,
+        rng=rng,
     )

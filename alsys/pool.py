@@ -6,19 +6,22 @@
   caller brings (``tests/test_loop.py`` runs the loop with one defined in the test). The probe
   of ``alsys select`` is the SSL head, the same object.
 - :func:`pool_for` builds a strategy's :class:`~alsys.strategies.Pool` from what its class
-  declares it reads (``Inputs``), and from nothing else.
+  declares it reads (``Inputs``), and from nothing else; the model's outputs come from
+  :func:`alsys.model_inputs.model_outputs`, which ``alsys select`` calls too.
 
 No torch here.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from alsys.strategies import Inputs, Pool
+from alsys.model_inputs import model_outputs
+from alsys.strategies import Inputs, Pool, Strategy
 
 
 class Model(Protocol):
@@ -45,6 +48,14 @@ class Model(Protocol):
         """(n, d) the features the model classifies (its penultimate layer)."""
         ...
 
+    def dropout_proba(
+        self, x: np.ndarray, rate: float, passes: int, seed: int
+    ) -> npt.NDArray[np.float64]:
+        """(passes, n, classes) the head on its input features with each dropped at ``rate``;
+        masks from ``seed``. Only strategies that declare ``Inputs.feature_dropout``
+        (DropQuery) call it, so a model brought for the others may leave it out."""
+        ...
+
 
 def pool_for(
     inputs: Inputs,
@@ -57,6 +68,12 @@ def pool_for(
     model_inputs: np.ndarray | None = None,
     mc_passes: int = 20,
     labels: np.ndarray | None = None,
+    strategy: Strategy | None = None,
+    params: dict[str, Any] | None = None,
+    labeled: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
+    n_classes: int = 0,
+    rng: np.random.Generator | None = None,
 ) -> Pool:
     """A strategy's pool, from what its class declares (``inputs``).
 
@@ -71,6 +88,12 @@ def pool_for(
         model_inputs: what the model reads for the pool rows, when there is a model.
         mc_passes: MC-dropout samples for strategies that read them.
         labels: (n,) the classes of the labeled rows, -1 elsewhere.
+        strategy, params: the strategy and its effective hyperparameters, for the model
+            outputs it declares beyond probabilities (feature dropout, a held-out split).
+        labeled: (n,) the labeled mask; ``targets`` (n,) the classes a fresh model of the same
+            kind is trained on for a held-out split (read at the labeled rows only), and
+            ``n_classes`` their number.
+        rng: the round's generator; only its children are drawn from.
     """
     fields: dict[str, Any] = {}
     if inputs.features:
@@ -82,11 +105,32 @@ def pool_for(
     elif inputs.space:
         fields.update(embeddings=space, typ_embeddings=typ_space, scores=scores)
     model_based = inputs.probs or inputs.mc_samples
-    if model is not None and inputs.mc_samples:
-        fields["mc_probs"] = model.mc_proba(_model_inputs(model_inputs), mc_passes)
-    elif model is not None and inputs.probs:
-        fields["probs"] = model.predict_proba(_model_inputs(model_inputs))
-    elif "embeddings" not in fields and (model is None or not model_based):
+    if model is not None and model_based:
+        x = _model_inputs(model_inputs)
+
+        def fit(rows: np.ndarray, seed: int) -> Model:
+            """A fresh model of the same kind (each fit starts from scratch) on ``rows``."""
+            if targets is None:
+                raise ValueError("pool_for: a held-out split needs targets")
+            fresh = copy.deepcopy(model)
+            fresh.fit(x[rows], targets[rows], seed)
+            return fresh
+
+        fields.update(
+            model_outputs(
+                inputs,
+                model,
+                x,
+                mc_passes,
+                strategy=strategy,
+                params=params,
+                fit=fit,
+                labeled=labeled,
+                n_classes=n_classes,
+                rng=rng,
+            )
+        )
+    elif "embeddings" not in fields:
         fields["embeddings"] = space  # cold start: model-based strategies draw at random
     if inputs.labels:
         fields["labels"] = labels

@@ -46,6 +46,7 @@ class RoundResult:
     notes: list[str] = field(default_factory=list)
     strategy_metrics: dict[str, float] = field(default_factory=dict)  # Selection.metrics
     record: dict[str, Any] | None = None  # Selection.record: what the strategy saw
+    stopping: dict[str, float] = field(default_factory=dict)  # alsys.stopping's signal
 
     def summary(self) -> dict[str, float]:
         """The round's scalar metrics, one key each whatever the number of classes."""
@@ -60,9 +61,11 @@ class RoundResult:
 
     def metrics(self) -> dict[str, float]:
         """Scalar metrics for trackers: the summary, per-class values under their own keys, and
-        the selection's diagnostics as ``strategy.<name>``."""
+        the selection's diagnostics as ``strategy.<name>``, the stopping signal as
+        ``stop.<name>``."""
         out = self.summary()
         out.update({f"strategy.{k}": float(v) for k, v in self.strategy_metrics.items()})
+        out.update({f"stop.{k}": float(v) for k, v in self.stopping.items()})
         out.update({f"recall_class_{c}": r for c, r in enumerate(self.per_class_recall)})
         out.update({f"labeled_class_{c}": float(h) for c, h in enumerate(self.class_histogram)})
         return out

@@ -282,7 +282,9 @@ def run_select_paths(args: argparse.Namespace) -> int:
     selection, report, probs = _select(args, params, pool_rows, labels, say, show_progress)
     chosen, names = [int(i) for i in selection.indices], pool_rows.index.names
     if output_format == "csv":
-        text = _csv(args.strategy, [names[i] for i in chosen], selection.details)
+        stop = {"stop_coverage": report["stopping"]["coverage_after"]}
+        details = [{**why, **stop} for why in selection.details]
+        text = _csv(args.strategy, [names[i] for i in chosen], details)
     elif output_format == "json":
         report["classes"] = list(labels.classes)
         report["paths"] = [names[i] for i in chosen]
@@ -319,8 +321,9 @@ def _select(
     strategy = make_strategy(args.strategy, **params)
     x = unit_rows(pool_rows.features)  # as the loop: L2-normalised rows for probe and strategy
     arrays: dict[str, Any] = {"embeddings": x}
+    rng = np.random.default_rng(args.seed)
     if (inputs.probs or inputs.mc_samples) and labeled.any():
-        arrays.update(_model_outputs(args, x, labels.labels, classes, inputs))
+        arrays.update(_model_outputs(args, x, labels.labels, classes, strategy, params, rng))
         say(f"model: linear probe on {int(labeled.sum())} labels ({len(classes)} classes)")
     if inputs.labels:
         arrays["labels"] = labels.labels
@@ -330,12 +333,11 @@ def _select(
         if error.field != "embeddings" or args.images:
             raise
         raise InputError("--features", error.problem) from None
-    selection = strategy.select(
-        pool, labeled, args.budget, np.random.default_rng(args.seed), show_progress=show_progress
-    )
+    selection = strategy.select(pool, labeled, args.budget, rng, show_progress=show_progress)
     for note in selection.notes:  # e.g. a cold start's random draw
         say(f"note: {note}")
-    report = selection_report(args, params, pool.n, labeled, selection)
+    report = selection_report(args, params, pool.n, labeled, selection, x)
+    say(report["stopping"]["line"])
     return selection, report, pool.class_probs()
 
 
@@ -344,11 +346,17 @@ def _model_outputs(
     x: np.ndarray,
     labels: np.ndarray,
     classes: tuple[str, ...],
-    inputs: Any,
+    strategy: Any,
+    params: dict[str, Any],
+    rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """The SSL linear probe on the labeled rows: its probabilities and MC-dropout samples."""
+    """The SSL linear probe on the labeled rows and the outputs the strategy declares
+    (alsys.model_inputs: probabilities, MC-dropout or feature-dropout samples, a held-out
+    calibration split)."""
     from alsys.classifiers import SSLClassifier
     from alsys.config import SSLClassifierConfig, TrialConfig
+    from alsys.model_inputs import model_outputs
+    from alsys.strategies import effective_params, get_inputs
 
     if len(classes) < 2:
         raise InputError(
@@ -357,14 +365,25 @@ def _model_outputs(
             f"they hold only {classes[0]!r} (label more, or start with typiclust)",
         )
     labeled = labels >= 0
-    probe = SSLClassifier(SSLClassifierConfig(), len(classes))
-    probe.fit(x[labeled], labels[labeled], args.seed)
-    out: dict[str, np.ndarray] = {}
-    if inputs.probs:
-        out["probs"] = probe.predict_proba(x)
-    if inputs.mc_samples:
-        out["mc_probs"] = probe.mc_proba(x, TrialConfig.mc_passes)
-    return out
+
+    def fit(rows: np.ndarray, seed: int) -> SSLClassifier:
+        return SSLClassifier(SSLClassifierConfig(), len(classes)).fit(x[rows], labels[rows], seed)
+
+    probe = fit(np.flatnonzero(labeled), args.seed)
+    everything = effective_params(args.strategy, params, len(classes))
+    inputs = get_inputs(args.strategy)
+    return model_outputs(
+        inputs,
+        probe,
+        x,
+        TrialConfig.mc_passes,
+        strategy=strategy,
+        params=everything,
+        fit=fit,
+        labeled=labeled,
+        n_classes=len(classes),
+        rng=rng,
+    )
 
 
 def _cell(value: Any) -> str:

@@ -8,6 +8,12 @@ trial's rounds as a second CSV, and the learning curves as a PNG.
 
     .venv/bin/python benchmarks/replication.py                 # the whole grid
     .venv/bin/python benchmarks/replication.py --seeds 3 --strategies random,typiclust,supclust
+    .venv/bin/python benchmarks/replication.py --strategies "uherding;uherding:temperature=1.0"
+
+A strategy may carry parameters as ``name:param=value,param=value`` (a row of its own, e.g. the
+ablation of UHerding's fitted temperature); the default grid is every registered strategy with
+its defaults plus the rows of ABLATIONS. ``--strategies`` is separated by ";" when a row has
+parameters, by "," otherwise.
 
 Trials run in ``--workers`` processes of one thread each, through the same code as
 ``alsys run`` (prepare_data + run_trial), without MLflow or Ray. The SimCLR embeddings and
@@ -31,6 +37,17 @@ import numpy as np
 # The BALD pre-filter of BatchBALD here: without it one digits trial at b = 50 runs for minutes.
 BATCHBALD_MAX_CANDIDATES = 100
 BASELINE_SPACES = {"pixels": ("random", "typiclust")}  # beside every strategy in simclr
+# Rows beside the defaults: UHerding with T = 1 (the official code without -s), the ablation of
+# its fitted temperature.
+ABLATIONS = ("uherding:temperature=1.0",)
+
+
+def split_row(row: str) -> tuple[str, dict[str, Any]]:
+    """``"uherding:temperature=1.0"`` -> ("uherding", {"temperature": 1.0})."""
+    from alsys.cli import parse_param
+
+    name, _, spec = row.partition(":")
+    return name, dict(parse_param(p) for p in spec.split(",") if p)
 
 
 def _one_thread() -> None:
@@ -47,8 +64,10 @@ _DATA: dict[tuple[str, str, bool], Any] = {}
 def _config(cell: tuple[str, str, str, str, int, int]) -> Any:
     from alsys.config import TrialConfig
 
-    dataset, budget, strategy, space, seed, episodes = cell
-    params = {"max_candidates": BATCHBALD_MAX_CANDIDATES} if strategy == "batchbald" else {}
+    dataset, budget, row, space, seed, episodes = cell
+    strategy, params = split_row(row)
+    if strategy == "batchbald":
+        params = {"max_candidates": BATCHBALD_MAX_CANDIDATES, **params}
     return TrialConfig(
         strategy=strategy,
         dataset=dataset,
@@ -107,13 +126,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="digits,digits_lt")
     parser.add_argument("--budgets", default="tiny,small")
-    parser.add_argument("--strategies", default=",".join(REGISTRY))
+    parser.add_argument("--strategies", default=";".join([*REGISTRY, *ABLATIONS]))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default="benchmarks/out/replication")
     args = parser.parse_args()
-    strategies = args.strategies.split(",")
+    strategies = args.strategies.split(";" if ";" in args.strategies else ",")
     datasets, budgets = args.datasets.split(","), args.budgets.split(",")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 The pool is a 100-class Gaussian mixture (centre scale 0.35, noise 3/sqrt(d) per coordinate, as
 benchmarks/selection.py), L2-normalised, float32. ``probs`` and the MC-dropout samples come from
 the loop's own linear probe (alsys.classifiers.SSLClassifier, dropout 0.2, 20 passes) trained on
-1,000 of its labels; ``scores`` (ood_llr) are the probe's negative max log-probability.
+1,000 of its labels, as do the feature-dropout passes (DropQuery's defaults: rate 0.75, 3
+passes); ``scores`` (ood_llr) are the probe's negative max log-probability. A strategy that asks
+for a calibration split (UHerding's fitted T) gets a second probe's probabilities on it.
 
 The strategies are read from the REGISTRY, so a strategy added there is measured without an
 edit here; CASES says which (|L|, b) rounds a strategy runs (clustering strategies: 10, 50 and
@@ -30,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +54,10 @@ CASES: dict[str, tuple[tuple[int, int], ...]] = {
     "maxherding": HERDING_CASES,
     "uherding": HERDING_CASES,
     "tcm": ((0, 10), (PROBE_LABELS, 50)),  # TypiClust at the cold start, then Margin
+    "dcom": ((0, 10), (PROBE_LABELS, 50), (PROBE_LABELS, 500)),
+    # The cold start clusters every point (b = 500: the largest k-means DropQuery runs).
+    "dropquery": ((0, 10), (0, 500), (PROBE_LABELS, 50), (PROBE_LABELS, 500)),
+    "falcun": ((PROBE_LABELS, 50), (PROBE_LABELS, 500)),
 }
 MODEL_CASES = ((PROBE_LABELS, 10), (PROBE_LABELS, 50))
 # Seconds, 2 cores: the issue's targets.
@@ -63,6 +70,9 @@ TARGETS = {
     "maxherding": 60.0,
     "uherding": 60.0,
     "badge": 30.0,
+    "dcom": 30.0,
+    "dropquery": 10.0,
+    "falcun": 10.0,
     "other": 2.0,
 }
 
@@ -120,6 +130,7 @@ class Inputs:
     order: np.ndarray  # a fixed permutation: the first |L| rows of it are the labeled set
     probs: np.ndarray
     mc_probs: np.ndarray
+    dropout_probs: np.ndarray
     scores: np.ndarray
 
 
@@ -134,8 +145,23 @@ def probe_inputs(x: np.ndarray, labels: np.ndarray, seed: int = 0) -> Inputs:
     probe.fit(x[known], labels[known], seed)
     probs = probe.predict_proba(x)
     mc = probe.mc_proba(x, MC_PASSES)
+    dropped = probe.dropout_proba(x, 0.75, 3, seed)
     scores = -np.log(probs.max(axis=1))
-    return Inputs(x, labels, order, probs, mc, scores)
+    return Inputs(x, labels, order, probs, mc, dropped, scores)
+
+
+def calibration_inputs(strategy: Any, data: Inputs, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The held-out probabilities a strategy asks for, from a probe on the rest of its split."""
+    from alsys.classifiers import SSLClassifier
+    from alsys.config import SSLClassifierConfig
+
+    split = strategy.heldout_split(mask, N_CLASSES, np.random.default_rng(1))
+    if split is None:
+        return {}
+    fit, held = split
+    probe = SSLClassifier(SSLClassifierConfig(embedding_dim=data.x.shape[1]), N_CLASSES)
+    probe.fit(data.x[fit], data.labels[fit], 1)
+    return {"heldout_rows": held, "heldout_probs": probe.predict_proba(data.x[held])}
 
 
 def cases_for(name: str) -> tuple[tuple[int, int], ...]:
@@ -175,7 +201,13 @@ def run_pool(args: argparse.Namespace, shape: str, header: bool) -> None:
         f"path: {compute_path()}",
         flush=True,
     )
-    pool = Pool(embeddings=data.x, probs=data.probs, mc_probs=data.mc_probs, scores=data.scores)
+    pool = Pool(
+        embeddings=data.x,
+        probs=data.probs,
+        mc_probs=data.mc_probs,
+        dropout_probs=data.dropout_probs,
+        scores=data.scores,
+    )
     names = args.only or sorted(REGISTRY)
     if header:
         print(
@@ -193,8 +225,12 @@ def run_pool(args: argparse.Namespace, shape: str, header: bool) -> None:
             mask = np.zeros(args.n, dtype=bool)
             mask[data.order[:n_labeled]] = True
             seen = pool
+            if n_labeled == 0:  # no model before the first label
+                seen = Pool(embeddings=data.x, scores=data.scores)
             if get_inputs(name).labels:  # the classes bought, for label-aware strategies
                 seen = dataclasses.replace(pool, labels=np.where(mask, data.labels, -1))
+            if get_inputs(name).heldout:
+                seen = dataclasses.replace(seen, **calibration_inputs(strategy, data, mask))
             with peak_rss() as memory:
                 begin = time.perf_counter()
                 selection = strategy.select(seen, mask, budget, np.random.default_rng(0))

@@ -42,6 +42,18 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(scope="session")
+def digits_data(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """digits with SimCLR embeddings of a few epochs (the loop is what is tested), trained once
+    per session into a temporary store."""
+    from alsys.config import TrialConfig
+    from alsys.embed.store import EmbeddingStore
+    from alsys.loop import prepare_data
+
+    store = EmbeddingStore(tmp_path_factory.mktemp("digits_store"))
+    return prepare_data(TrialConfig(strategy="random", embed_epochs=3), store)
+
+
 def zipf_pool(n: int = 6000, seed: int = 0) -> np.ndarray:
     """Groups whose sizes follow a Zipf law: a few thousand points in one, a handful in most."""
     rng = np.random.default_rng(seed)

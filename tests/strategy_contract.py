@@ -38,14 +38,17 @@ class StrategyContract:
     n_classes: ClassVar[int] = 4
 
     def make_pool(self, seed: int = 0) -> Pool:
-        """Blobs with embeddings, probabilities and MC-dropout samples (every strategy's input),
-        and per-row scores for a strategy that declares it reads them."""
+        """Blobs with embeddings, probabilities, MC-dropout and feature-dropout samples (every
+        strategy's input), and per-row scores for a strategy that declares it reads them."""
         rng = np.random.default_rng(seed)
         x, _ = blobs(rng, n_per_blob=30, n_blobs=self.n_classes)
         logits = rng.normal(size=(x.shape[0], self.n_classes)) * 2
         mc = softmax(logits[None] + rng.normal(size=(20, *logits.shape)))
+        dropped = softmax(logits[None] + 2 * rng.normal(size=(3, *logits.shape)))
         scores = rng.normal(size=x.shape[0]) if get_inputs(self.name).scores else None
-        return Pool(embeddings=x, probs=softmax(logits), mc_probs=mc, scores=scores)
+        return Pool(
+            embeddings=x, probs=softmax(logits), mc_probs=mc, dropout_probs=dropped, scores=scores
+        )
 
     def strategy(self) -> Strategy:
         """The strategy with ``params``; a parameter it declares for the number of classes gets
@@ -103,9 +106,8 @@ class StrategyContract:
     def test_inputs_are_not_mutated(self) -> None:
         pool = self.make_pool()
         mask = self.labeled(pool.n, 9)
-        before = {
-            name: np.copy(getattr(pool, name)) for name in ("embeddings", "probs", "mc_probs")
-        }
+        names = ("embeddings", "probs", "mc_probs", "dropout_probs")
+        before = {name: np.copy(getattr(pool, name)) for name in names}
         mask_before = mask.copy()
         self.select(pool, mask, 10, np.random.default_rng(3))
         for name, array in before.items():

@@ -290,9 +290,10 @@ def test_the_loop_runs_with_a_model_it_is_given() -> None:
     config = TrialConfig(strategy="margin", episodes=3, seed=0)
     state = run_trial(config, data, model=model)
     # Fitted after each selection on every label so far (3 a round), and asked for the pool's
-    # probabilities before rounds 2 and 3 and for the test split's after each fit.
+    # probabilities before rounds 2 and 3, for the test split's after each fit, and for the
+    # stopping signal's stop set before and after the fits of rounds 2 and 3.
     assert [c for c in model.calls if c.startswith("fit")] == ["fit 3", "fit 6", "fit 9"]
-    assert model.calls.count("proba") == 2 + 3
+    assert model.calls.count("proba") == 2 + 3 + 2 * 2
     # Round 3's picks are the model's three smallest margins among the unlabeled rows.
     labeled = (state.bought_round >= 1) & (state.bought_round <= 2)
     again = NearestCentroid().fit(

@@ -30,6 +30,7 @@ CLUSTERING = {
     "min_cluster_size": (1, -1),
     "k_neighbors": (5, 0),
     "distance": ("euclidean", "cosine"),
+    "knn": ("partitioned", "approximate"),
     "normalize": (False, "no"),
     "kmeans_iters": (5, 0),
     "kmeans_restarts": (2, 0),
@@ -58,6 +59,7 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any]]] = {
     "uherding": {
         "uncertainty": ("entropy", "bald"),
         "temperature": (2.0, 0.0),
+        "fit_min_per_class": (0.5, -1.0),
         "adaptive_bandwidth": (False, "x"),
         "bandwidth": (0.5, -1.0),
         "neighbours": (7, 0),
@@ -74,6 +76,22 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any]]] = {
         "k_neighbors": (5, 0),
     },
     "supclust_la": {**CLUSTERING, "temperature": (0.5, 0.0), "typ_ratio": (0.5, 1.5)},
+    "dcom": {
+        "initial_delta": (0.5, -1.0),
+        "n_classes": (3, 1),
+        "max_delta": (2.0, 0.0),
+        "delta_resolution": (0.1, 0.0),
+        "k_logistic": (10.0, 0.0),
+        "a_logistic": (0.5, 1.5),
+        "normalize": (False, "x"),
+        "max_edges": (10**6, 0),
+    },
+    "dropquery": {
+        "dropout_rate": (0.5, 1.0),
+        "dropout_passes": (5, 0),
+        "normalize": (False, "x"),
+    },
+    "falcun": {"gamma": (2.0, -1.0)},
 }
 EVERY = [(name, param) for name in sorted(REGISTRY) for param in strategy_params(name)]
 

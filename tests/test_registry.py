@@ -25,7 +25,7 @@ EXPECTED = {
     "ood_llr",  # chapter 3: TypiClust's clusters, picks by the HVAE's LLR
 }
 # Beyond the thesis: the low-budget strategies researchers compare against today.
-FRONTIER = {"badge", "maxherding", "uherding", "tcm", "supclust_la"}
+FRONTIER = {"badge", "maxherding", "uherding", "tcm", "supclust_la", "dcom", "dropquery", "falcun"}
 
 
 def test_registry_holds_every_strategy_of_the_thesis_and_the_frontier() -> None:

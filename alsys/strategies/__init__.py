@@ -25,7 +25,10 @@ from alsys.strategies.batchbald import BatchBALD
 from alsys.strategies.clustering import Clustering, kmeans, typicality
 from alsys.strategies.coreset import Coreset, kcenter_greedy
 from alsys.strategies.dbal import DBAL
+from alsys.strategies.dcom import DCoM
+from alsys.strategies.dropquery import DropQuery
 from alsys.strategies.entropy import Entropy
+from alsys.strategies.falcun import FALCUN
 from alsys.strategies.least_confidence import LeastConfidence
 from alsys.strategies.margin import Margin
 from alsys.strategies.maxherding import MaxHerding, herding_greedy, kernel_coverage
@@ -72,6 +75,9 @@ REGISTRY: dict[str, type[Strategy]] = {
         OODLLR,
         TCM,
         SUPClustLA,
+        DCoM,
+        DropQuery,
+        FALCUN,
     )
 }
 
@@ -137,6 +143,7 @@ __all__ = [
     "BALD",
     "DBAL",
     "DIM_STRATEGIES",
+    "FALCUN",
     "OODLLR",
     "RANDOM",
     "REGISTRY",
@@ -145,6 +152,8 @@ __all__ = [
     "BatchBALD",
     "Clustering",
     "Coreset",
+    "DCoM",
+    "DropQuery",
     "Entropy",
     "Inputs",
     "LeastConfidence",

@@ -72,6 +72,11 @@ class Pool:
             ``ood_llr``.
         labels: (n,) the class index of each labeled point and -1 elsewhere: only the labels
             already bought, for strategies that balance what they buy next (``supclust_la``).
+        dropout_probs: (T, n, classes) the model's probabilities with its head applied to
+            features under random dropout (DropQuery), drawn by the caller's classifier.
+        heldout_rows, heldout_probs: (m,) labeled rows and (m, classes) the probabilities of a
+            model trained on the other labeled points only (a calibration split the strategy
+            asked for with :meth:`Strategy.heldout_split`).
     """
 
     embeddings: FloatArray | None = None
@@ -81,6 +86,9 @@ class Pool:
     clusters: IntArray | None = None
     scores: FloatArray | None = None
     labels: IntArray | None = None
+    dropout_probs: FloatArray | None = None
+    heldout_rows: IntArray | None = None
+    heldout_probs: FloatArray | None = None
     n: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -102,12 +110,13 @@ class Pool:
                 raise InputError("probs", f"must be 2-D (n, classes), got shape {probs.shape}")
             _check_probs("probs", probs)
             sizes["probs"] = probs.shape[0]
-        if self.mc_probs is not None:
-            mc = np.asarray(self.mc_probs)
-            if mc.ndim != 3:
-                raise InputError("mc_probs", f"must be 3-D (T_mc, n, classes), got {mc.shape}")
-            _check_probs("mc_probs", mc)
-            sizes["mc_probs"] = mc.shape[1]
+        for name in ("mc_probs", "dropout_probs"):
+            if getattr(self, name) is not None:
+                mc = np.asarray(getattr(self, name))
+                if mc.ndim != 3:
+                    raise InputError(name, f"must be 3-D (T, n, classes), got shape {mc.shape}")
+                _check_probs(name, mc)
+                sizes[name] = mc.shape[1]
         if self.clusters is not None:
             clusters = np.asarray(self.clusters)
             if clusters.ndim != 1 or not np.issubdtype(clusters.dtype, np.integer):
@@ -138,6 +147,21 @@ class Pool:
         if next(iter(sizes.values())) == 0:
             raise InputError(next(iter(sizes)), "the pool is empty: there is nothing to select")
         object.__setattr__(self, "n", next(iter(sizes.values())))
+        self._check_heldout(self.n)
+
+    def _check_heldout(self, n: int) -> None:
+        if (self.heldout_rows is None) != (self.heldout_probs is None):
+            raise InputError("heldout_probs", "heldout_rows and heldout_probs go together")
+        if self.heldout_rows is None:
+            return
+        rows, probs = np.asarray(self.heldout_rows), np.asarray(self.heldout_probs)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or rows.size == 0:
+            raise InputError("heldout_rows", "must be a non-empty 1-D array of row indices")
+        if rows.min() < 0 or rows.max() >= n or np.unique(rows).size != rows.size:
+            raise InputError("heldout_rows", f"must be distinct rows of the pool of {n}")
+        if probs.ndim != 2 or probs.shape[0] != rows.size:
+            raise InputError("heldout_probs", f"must be ({rows.size}, classes), got {probs.shape}")
+        _check_probs("heldout_probs", probs)
 
     def class_probs(self, dtype: npt.DTypeLike | None = None) -> FloatArray | None:
         """(n, classes) the model's probabilities; the mean of the MC samples when only those
@@ -347,6 +371,10 @@ class Inputs:
         n_classes: a parameter that gets the dataset's number of classes when left unset,
         n_classes_unless: unless this parameter is given (ProbCover's delta replaces k).
         name_params: parameters every run name spells (variants a reader must tell apart).
+        feature_dropout: the names of the parameters that give the dropout rate and the number
+            of passes of ``Pool.dropout_probs`` (the model's head on dropped-out features).
+        heldout: the strategy may ask (:meth:`Strategy.heldout_split`) for the probabilities of
+            a model trained on part of the labeled set, on the rest (``Pool.heldout_probs``).
     """
 
     space: bool = False
@@ -359,6 +387,8 @@ class Inputs:
     n_classes: str | None = None
     n_classes_unless: str | None = None
     name_params: tuple[str, ...] = ()
+    feature_dropout: tuple[str, str] | None = None
+    heldout: bool = False
 
 
 @dataclass(frozen=True)
@@ -417,6 +447,13 @@ class Strategy(ABC):
         rng: np.random.Generator,
         show_progress: bool,
     ) -> Selection: ...
+
+    def heldout_split(
+        self, labeled_mask: BoolArray, n_classes: int, rng: np.random.Generator
+    ) -> tuple[IntArray, IntArray] | None:
+        """The labeled rows to fit a calibration model on and those to hold out, drawn with
+        ``rng``; ``None`` (the default) when the strategy wants none this round."""
+        return None
 
     def _require_embeddings(self, pool: Pool) -> FloatArray:
         if pool.embeddings is None:

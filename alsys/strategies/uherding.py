@@ -18,10 +18,15 @@ deep-al/pycls/al/uherding.py), whose usage line in README.md runs
   round by training a copy of the model on 70% of the labeled set and taking, on the other
   30%, the T of least ECE on the grid 1.0, 1.1, ..., 19.9 (tools/train_al.py lines 267-286,
   pycls/calibration/temperature_scaling.py line 17; ECE with #classes equal-width bins,
-  calibration/metrics.py line 39). A strategy sees neither that model nor held-out labels, so
-  T is a parameter: :func:`ece_temperature` is that search, for a caller that has held-out
-  probabilities and labels. The default 1.0 is the official code's without ``-s``
-  (train_al.py line 682).
+  calibration/metrics.py line 39). ``temperature="fit"`` (the default) does the same without
+  training anything itself: :meth:`UHerding.heldout_split` draws the 70/30 split of the
+  labeled rows from a child of the round's generator (the official split is the last 30% of
+  the labeled list, in the order bought), the caller (the loop, ``alsys select``) trains the
+  model on the 70% and gives its probabilities on the 30% (``Pool.heldout_probs``), and
+  :func:`ece_temperature` picks T. Below ``fit_min_per_class`` labels per class on average
+  (default 2: 6 held-out points for 10 classes) T stays 1 and the notes say why; so does it
+  when no held-out probabilities come (an ``--embeddings`` pool with the user's own --probs).
+  A number fixes T (1.0 is the official code without ``-s``, train_al.py line 682).
 - ``adaptive_bandwidth=True`` (``-p true``): h = the smallest distance between two labeled
   points (uherding.py lines 197-206), i.e. ``bandwidth`` = h / sqrt(2) in MaxHerding's
   convention; ``bandwidth`` (MaxHerding's default) applies while fewer than two distinct
@@ -68,6 +73,9 @@ from alsys.strategies.uncertainty import entropy_scores, least_confidence_scores
 UNCERTAINTIES = ("margin", "entropy", "confidence")
 # The official temperature grid (temperature_scaling.py line 17).
 TEMPERATURES = tuple(float(t) for t in np.arange(1.0, 20, 0.1))
+# The official calibration split: 30% of the labeled set held out (train_al.py line 271).
+HELDOUT_SHARE = 0.3
+FIT = "fit"
 # Labeled points closer than this (squared, float32 faiss distances) count as one point when
 # the bandwidth adapts; duplicates would otherwise make it 0.
 DUPLICATE_SQDIST = 1e-6
@@ -147,8 +155,11 @@ def labeled_min_distance(features: F32, labeled: IntArray) -> float | None:
 class UHerding(Strategy):
     """Attributes:
     uncertainty: "margin" (official usage), "entropy" or "confidence".
-    temperature: T of softmax(log p / T); 1.0 leaves the probabilities as they are. The
-        official code calibrates it by ECE on held-out labeled points (:func:`ece_temperature`).
+    temperature: T of softmax(log p / T): "fit" (default; the official ``-s true``) takes the
+        T of least ECE on a held-out 30% of the labels (see the module docstring), a number
+        fixes it (1.0 leaves the probabilities as they are).
+    fit_min_per_class: "fit" calibrates from this many labels per class on average; below,
+        T = 1.
     adaptive_bandwidth: bandwidth = (smallest distance between two labeled points) / sqrt(2),
         the official ``-p true``; otherwise ``bandwidth``.
     bandwidth: the Gaussian kernel's, as MaxHerding's (default 1/sqrt(2), the official h = 1).
@@ -157,10 +168,11 @@ class UHerding(Strategy):
     """
 
     name = "uherding"
-    inputs = Inputs(space=True, probs=True)
+    inputs = Inputs(space=True, probs=True, labels=True, heldout=True)
 
     uncertainty: str = "margin"
-    temperature: float = 1.0
+    temperature: float | str = FIT
+    fit_min_per_class: float = 2.0
     adaptive_bandwidth: bool = True
     bandwidth: float = DEFAULT_BANDWIDTH
     neighbours: int | None = None
@@ -168,11 +180,56 @@ class UHerding(Strategy):
 
     def __post_init__(self) -> None:
         check_choice(self.name, "uncertainty", self.uncertainty, UNCERTAINTIES)
-        check_number(self.name, "temperature", self.temperature, low=0, low_open=True)
+        if self.temperature != FIT:
+            if isinstance(self.temperature, str):
+                raise InputError(
+                    f"{self.name}.temperature",
+                    f"must be {FIT!r} or a number > 0, got {self.temperature!r}",
+                )
+            check_number(self.name, "temperature", self.temperature, low=0, low_open=True)
+        check_number(self.name, "fit_min_per_class", self.fit_min_per_class, low=0)
         check_flag(self.name, "adaptive_bandwidth", self.adaptive_bandwidth)
         check_number(self.name, "bandwidth", self.bandwidth, low=0, low_open=True)
         check_neighbours(self.name, self.neighbours)
         check_flag(self.name, "normalize", self.normalize)
+
+    def _fits(self, n_labeled: int, n_classes: int) -> bool:
+        return self.temperature == FIT and n_labeled >= self.fit_min_per_class * n_classes
+
+    def heldout_split(
+        self, labeled_mask: BoolArray, n_classes: int, rng: np.random.Generator
+    ) -> tuple[IntArray, IntArray] | None:
+        """The official 70/30 calibration split of the labeled rows, drawn with ``rng``;
+        ``None`` unless ``temperature="fit"`` and there are enough labels."""
+        labeled = np.flatnonzero(labeled_mask)
+        held = int(labeled.shape[0] * HELDOUT_SHARE)
+        if not self._fits(labeled.shape[0], n_classes) or held < 1:
+            return None
+        order = rng.permutation(labeled)
+        return np.sort(order[held:]), np.sort(order[:held])
+
+    def fitted_temperature(self, pool: Pool, labeled_mask: BoolArray) -> tuple[float, str]:
+        """T for this round and the note that says where it came from."""
+        if self.temperature != FIT:
+            return float(self.temperature), f"temperature {float(self.temperature):g} given"
+        n_labeled = int(labeled_mask.sum())
+        n_classes = int(np.asarray(pool.class_probs()).shape[1])
+        if not self._fits(n_labeled, n_classes):
+            return 1.0, (
+                f"temperature 1: {n_labeled} labels, fewer than {self.fit_min_per_class:g} per "
+                f"class ({n_classes} classes) to fit it on"
+            )
+        if pool.heldout_rows is None or pool.heldout_probs is None or pool.labels is None:
+            return 1.0, "temperature 1: no held-out probabilities (and labels) to fit it on"
+        rows = np.asarray(pool.heldout_rows)
+        if not labeled_mask[rows].all():
+            raise InputError("heldout_rows", "the held-out rows must be labeled points")
+        fitted = ece_temperature(pool.heldout_probs, np.asarray(pool.labels)[rows])
+        return fitted, (
+            f"temperature {fitted:.3g} fitted: the least ECE on the grid 1.0-19.9 over "
+            f"{rows.shape[0]} held-out labels, for a model trained on the other "
+            f"{n_labeled - rows.shape[0]}"
+        )
 
     def _select(
         self,
@@ -187,6 +244,7 @@ class UHerding(Strategy):
         probs = pool.class_probs()
         notes: list[str] = []
         weights: FloatArray | None = None
+        temperature = 1.0
         if labeled.shape[0] == 0:
             notes.append(
                 NO_MODEL_NOTE
@@ -200,7 +258,9 @@ class UHerding(Strategy):
                 f"strategy {self.name} needs probs from a model trained on the labeled points",
             )
         else:
-            weights = herding_uncertainty(probs, self.uncertainty, float(self.temperature))
+            temperature, how = self.fitted_temperature(pool, labeled_mask)
+            notes.append(f"uherding: {how}")
+            weights = herding_uncertainty(probs, self.uncertainty, temperature)
             weights[labeled] = 0.0
         bandwidth = float(self.bandwidth)
         if self.adaptive_bandwidth:
@@ -231,7 +291,7 @@ class UHerding(Strategy):
         metrics.update(
             ucoverage_before=result.coverage_before,
             ucoverage_after=float(result.coverage[-1]),
-            temperature=float(self.temperature),
+            temperature=temperature,
             uncertainty_mean=float(u[unlabeled].mean()),
         )
         notes.append(coverage_notes(self.name, result, int(labeled.shape[0])))
