@@ -18,6 +18,7 @@ rows; a row without a label is skipped and counted. Every other problem is an
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,17 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
-from alsys.data.imagefolder import normalize_path
 from alsys.errors import InputError
 from alsys.label_files import FLAG, LabelRow, read_label_file
 
 LS_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
 LS_URL = "/data/local-files/?d="
+
+
+def normalize_path(text: str) -> str:
+    """A path as written in a list or CSV, compared by its normalised POSIX form."""
+    text = text.strip()
+    return posixpath.normpath(text) if text else text
 
 
 def _absolute(path: str | Path) -> str:

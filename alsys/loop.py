@@ -21,6 +21,7 @@ the labeled set in the selection space; the tracker logs them as ``stop.*``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -289,28 +290,44 @@ def rounds(
             state,
         )
         predicted = model.predict_proba(test_inputs).argmax(axis=1)
-        recall = recall_per_class(dataset.test_labels, predicted, n_classes)
-        result = RoundResult(
-            round=round_index + 1,
-            n_labeled=int(labeled.sum()),
-            accuracy=float(np.mean(predicted == dataset.test_labels)),
-            balanced_accuracy=float(np.nanmean(recall)),
-            per_class_recall=[float(r) for r in recall],
-            class_histogram=np.bincount(
-                dataset.train_labels[labeled], minlength=n_classes
-            ).tolist(),
-            selected=chosen.tolist(),
-            selected_labels=dataset.train_labels[chosen].tolist(),
-            selection_seconds=selection_seconds,
-            training_seconds=training_seconds,
-            random_fallback=selection.random_fallback,
-            notes=list(selection.notes),
-            strategy_metrics=dict(selection.metrics),
-            record=selection.record,
-            stopping=signal.metrics(),
+        result = _round_result(round_index, dataset, predicted, labeled, chosen, selection, signal)
+        result = dataclasses.replace(
+            result, selection_seconds=selection_seconds, training_seconds=training_seconds
         )
         state.rounds.append(result)
         yield result
+
+
+def _round_result(
+    round_index: int,
+    dataset: Dataset,
+    predicted: np.ndarray,
+    labeled: np.ndarray,
+    chosen: np.ndarray,
+    selection: Any,
+    signal: stopping.StoppingSignal,
+) -> RoundResult:
+    """The round's record: the test split's accuracies, the labels bought, the selection's
+    notes and metrics and the stopping signal (seconds are set by the caller)."""
+    n_classes = dataset.n_classes
+    recall = recall_per_class(dataset.test_labels, predicted, n_classes)
+    return RoundResult(
+        round=round_index + 1,
+        n_labeled=int(labeled.sum()),
+        accuracy=float(np.mean(predicted == dataset.test_labels)),
+        balanced_accuracy=float(np.nanmean(recall)),
+        per_class_recall=[float(r) for r in recall],
+        class_histogram=np.bincount(dataset.train_labels[labeled], minlength=n_classes).tolist(),
+        selected=chosen.tolist(),
+        selected_labels=dataset.train_labels[chosen].tolist(),
+        selection_seconds=0.0,
+        training_seconds=0.0,
+        random_fallback=selection.random_fallback,
+        notes=list(selection.notes),
+        strategy_metrics=dict(selection.metrics),
+        record=selection.record,
+        stopping=signal.metrics(),
+    )
 
 
 def _fit(

@@ -33,13 +33,12 @@ from alsys.data.imagefolder import (
     DEFAULT_IMAGE_SIZE,
     FolderScan,
     check_image_size,
-    normalize_path,
     scan_folder,
     skipped_line,
 )
 from alsys.embed.encoders import ENCODER_NAMES, SIMCLR
 from alsys.errors import InputError
-from alsys.label_paths import LS_ROOT_ENV, LS_URL, Labels, PoolIndex, read_labels
+from alsys.label_paths import LS_ROOT_ENV, LS_URL, Labels, PoolIndex, normalize_path, read_labels
 
 FORMATS = ("csv", "json", "labelstudio")
 # What only an --embeddings pool takes, and what only --images/--features take.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -200,12 +199,6 @@ def read_image_folder(
         print(f"alsys: {line}", file=sys.stderr)
     check_not_empty(scan, len(paths))
     return ImageFolder(scan.root, paths, images, unreadable)
-
-
-def normalize_path(text: str) -> str:
-    """A path as written in a list or CSV, compared by its normalised POSIX form."""
-    text = text.strip()
-    return posixpath.normpath(text) if text else text
 
 
 def load_imagefolder(

@@ -346,26 +346,34 @@ class ClusterStrategy(Strategy):
                 visit += 1
         bar.close()
         ctx.neighbours.lists.clear()
-        metrics = {
-            "n_clusters": float(k),
-            # How lopsided the clustering is: the cost of its largest cluster's kNN, and how
-            # unevenly the picks spread over the pool.
-            "largest_cluster": float(ctx.sizes.max()),
-            "median_cluster": float(np.median(ctx.sizes)),
-        }
-        if clustering.inertia is not None:
-            metrics["kmeans_inertia"] = clustering.inertia
-        notes = [clustering.describe()]
-        if ctx.neighbours.largest:
-            metrics["typicality_knn_pairs"] = float(ctx.neighbours.pairs)
-            metrics["typicality_partitioned_clusters"] = float(len(ctx.neighbours.partition))
-            searched = ctx.neighbours.describe()
-            if searched is not None:
-                notes.append(searched)
+        metrics, notes = _summary(ctx, clustering)
         record = {"clustering": clustering.describe(), "n_clusters": k, "visits": visits}
         return Selection(
             np.asarray(chosen, dtype=np.int64), tuple(details), tuple(notes), metrics, record
         )
+
+
+def _summary(ctx: ClusterContext, clustering: Clustering) -> tuple[dict[str, float], list[str]]:
+    """A selection's metrics and notes: the clustering (its size, spread, inertia and how it
+    ran) and, where it was counted, the typicality kNN's work and partitioned clusters."""
+    k = clustering.n_clusters
+    metrics = {
+        "n_clusters": float(k),
+        # How lopsided the clustering is: the cost of its largest cluster's kNN, and how
+        # unevenly the picks spread over the pool.
+        "largest_cluster": float(ctx.sizes.max()),
+        "median_cluster": float(np.median(ctx.sizes)),
+    }
+    if clustering.inertia is not None:
+        metrics["kmeans_inertia"] = clustering.inertia
+    notes = [clustering.describe()]
+    if ctx.neighbours.largest:
+        metrics["typicality_knn_pairs"] = float(ctx.neighbours.pairs)
+        metrics["typicality_partitioned_clusters"] = float(len(ctx.neighbours.partition))
+        searched = ctx.neighbours.describe()
+        if searched is not None:
+            notes.append(searched)
+    return metrics, notes
 
 
 __all__ = [

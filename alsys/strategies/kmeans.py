@@ -168,62 +168,7 @@ def _kmeans(
         centre = x.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
         return _with_inertia(x, np.zeros(n, dtype=np.int64), centre, "one cluster, the mean")
     if n_clusters <= REFERENCE_KMEANS_MAX_CLUSTERS:
-        size = min(
-            max(RESTART_SAMPLE_MIN, RESTART_POINTS_PER_CLUSTER * n_clusters),
-            BATCHED_LLOYD_MAX // (n_clusters * restarts),
-        )
-        fit_on, sampled = _sample(x, size, rng)
-        # All seeds, then all Lloyd runs, then all refinements: numpy (OpenBLAS) and faiss
-        # (OpenMP) take turns twice, not twice per restart (see self_knn_sqdist).
-        inits = kmeans_pp(fit_on, n_clusters, rng, restarts, transpose=sampled)
-        seeds = rng.integers(2**31 - 1, size=restarts)
-        runs: list[tuple[IntArray, F32, Any, Any]]
-        if not gpu_available() and fit_on.shape[0] * n_clusters * restarts <= BATCHED_LLOYD_MAX:
-            runs = lloyd_numpy_runs(fit_on, inits, n_iter)
-        else:
-            runs = [
-                (*lloyd(fit_on, i, n_iter, int(s)), None, None)
-                for i, s in zip(inits, seeds, strict=True)
-            ]
-        squares = sum_of_squares(fit_on)
-        # Hartigan's moves (a Python loop over the points near a boundary, the costliest step)
-        # polish the POLISHED_RUNS runs of lowest Lloyd inertia, not every restart.
-        lloyd_scores = [
-            _lloyd_inertia(fit_on, a, c, sums, counts, squares) for a, c, sums, counts in runs
-        ]
-        polished = np.argsort(lloyd_scores, kind="stable")[:POLISHED_RUNS]
-        moved = [
-            hartigan_moves(fit_on, a, c, None if sums is None else (sums, counts), squares)
-            for a, c, sums, counts in (runs[int(r)] for r in polished)
-        ]
-        refined = [(a, c) for a, c, _ in moved]
-        scores = [total for _, _, total in moved]
-        best = int(np.argmin(scores))
-        runs_text = f"{restarts} restarts" if restarts > 1 else "1 run"
-        polished_text = ""
-        if len(moved) < restarts:
-            polished_text = ", the best" + (f" {len(moved)}" if len(moved) > 1 else "")
-        method = (
-            f"{runs_text} x (k-means++, <= {n_iter} Lloyd iterations){polished_text} "
-            "then Hartigan moves"
-        )
-        if not sampled:
-            return Clustering(*refined[best], scores[best], method)
-        # The best sampled runs, each finished over every point; the lowest inertia is kept.
-        finished = []
-        for run in np.argsort(scores, kind="stable")[:FINISHED_RUNS]:
-            seed = int(rng.integers(2**31 - 1))
-            assignment, centres = lloyd(x, refined[run][1], n_iter, seed)
-            if n * n_clusters <= HARTIGAN_FULL_MAX:
-                assignment, centres = hartigan(x, assignment, centres)
-            finished.append(_with_inertia(x, assignment, centres, ""))
-        top = min(finished, key=lambda c: c.inertia or 0.0)
-        polish = " and Hartigan moves" if n * n_clusters <= HARTIGAN_FULL_MAX else ""
-        method = (
-            f"{method} on {size} sampled points, the best {len(finished)} then <= {n_iter} "
-            f"Lloyd iterations{polish} over all {n} points"
-        )
-        return Clustering(top.assignment, top.centres, top.inertia, method)
+        return _restarts(x, n_clusters, rng, n_iter, restarts)
     size = max(LLOYD_SAMPLE_MIN, LLOYD_SAMPLE_PER_CLUSTER * n_clusters)
     fit_on, sampled = _sample(x, size, rng)
     pp_size = max(KMEANS_PP_MIN_SAMPLE, KMEANS_PP_POINTS_PER_CLUSTER * n_clusters)
@@ -242,6 +187,70 @@ def _kmeans(
         assignment, centres = hartigan(x, assignment, centres)
         steps.append("Hartigan moves")
     return _with_inertia(x, assignment, centres, f"1 run ({', '.join(steps)})")
+
+
+def _restarts(
+    x: F32, n_clusters: int, rng: np.random.Generator, n_iter: int, restarts: int
+) -> Clustering:
+    """Up to 50 clusters: the restarts on a sample (or every point), Hartigan's moves on the
+    best, and on a sample the best finished over every point."""
+    n = x.shape[0]
+    size = min(
+        max(RESTART_SAMPLE_MIN, RESTART_POINTS_PER_CLUSTER * n_clusters),
+        BATCHED_LLOYD_MAX // (n_clusters * restarts),
+    )
+    fit_on, sampled = _sample(x, size, rng)
+    # All seeds, then all Lloyd runs, then all refinements: numpy (OpenBLAS) and faiss
+    # (OpenMP) take turns twice, not twice per restart (see self_knn_sqdist).
+    inits = kmeans_pp(fit_on, n_clusters, rng, restarts, transpose=sampled)
+    seeds = rng.integers(2**31 - 1, size=restarts)
+    runs: list[tuple[IntArray, F32, Any, Any]]
+    if not gpu_available() and fit_on.shape[0] * n_clusters * restarts <= BATCHED_LLOYD_MAX:
+        runs = lloyd_numpy_runs(fit_on, inits, n_iter)
+    else:
+        runs = [
+            (*lloyd(fit_on, i, n_iter, int(s)), None, None)
+            for i, s in zip(inits, seeds, strict=True)
+        ]
+    squares = sum_of_squares(fit_on)
+    # Hartigan's moves (a Python loop over the points near a boundary, the costliest step)
+    # polish the POLISHED_RUNS runs of lowest Lloyd inertia, not every restart.
+    lloyd_scores = [
+        _lloyd_inertia(fit_on, a, c, sums, counts, squares) for a, c, sums, counts in runs
+    ]
+    polished = np.argsort(lloyd_scores, kind="stable")[:POLISHED_RUNS]
+    moved = [
+        hartigan_moves(fit_on, a, c, None if sums is None else (sums, counts), squares)
+        for a, c, sums, counts in (runs[int(r)] for r in polished)
+    ]
+    refined = [(a, c) for a, c, _ in moved]
+    scores = [total for _, _, total in moved]
+    best = int(np.argmin(scores))
+    runs_text = f"{restarts} restarts" if restarts > 1 else "1 run"
+    polished_text = ""
+    if len(moved) < restarts:
+        polished_text = ", the best" + (f" {len(moved)}" if len(moved) > 1 else "")
+    method = (
+        f"{runs_text} x (k-means++, <= {n_iter} Lloyd iterations){polished_text} "
+        "then Hartigan moves"
+    )
+    if not sampled:
+        return Clustering(*refined[best], scores[best], method)
+    # The best sampled runs, each finished over every point; the lowest inertia is kept.
+    finished = []
+    for run in np.argsort(scores, kind="stable")[:FINISHED_RUNS]:
+        seed = int(rng.integers(2**31 - 1))
+        assignment, centres = lloyd(x, refined[run][1], n_iter, seed)
+        if n * n_clusters <= HARTIGAN_FULL_MAX:
+            assignment, centres = hartigan(x, assignment, centres)
+        finished.append(_with_inertia(x, assignment, centres, ""))
+    top = min(finished, key=lambda c: c.inertia or 0.0)
+    polish = " and Hartigan moves" if n * n_clusters <= HARTIGAN_FULL_MAX else ""
+    method = (
+        f"{method} on {size} sampled points, the best {len(finished)} then <= {n_iter} "
+        f"Lloyd iterations{polish} over all {n} points"
+    )
+    return Clustering(top.assignment, top.centres, top.inertia, method)
 
 
 def _lloyd_inertia(
