@@ -323,9 +323,11 @@ def check_number(
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
+    high_open: bool = False,
     integer: bool = False,
 ) -> None:
-    """Validates one hyperparameter; the error names the strategy, the field and the range."""
+    """Validates one hyperparameter; the error names the strategy, the field and the range
+    (``low_open``/``high_open``: the bound itself is refused)."""
     field_name = f"{owner}.{name}"
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise InputError(field_name, f"must be a number, got {value!r}")
@@ -336,8 +338,9 @@ def check_number(
     if low is not None and (value <= low if low_open else value < low):
         sign = ">" if low_open else ">="
         raise InputError(field_name, f"must be {sign} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise InputError(field_name, f"must be <= {high}, got {value!r}")
+    if high is not None and (value >= high if high_open else value > high):
+        sign = "<" if high_open else "<="
+        raise InputError(field_name, f"must be {sign} {high}, got {value!r}")
 
 
 def check_flag(owner: str, name: str, value: Any) -> None:

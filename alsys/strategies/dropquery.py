@@ -87,9 +87,15 @@ class DropQuery(Strategy):
     normalize: bool = True
 
     def __post_init__(self) -> None:
-        check_number(self.name, "dropout_rate", self.dropout_rate, low=0, high=1, low_open=True)
-        if self.dropout_rate >= 1:
-            raise InputError(f"{self.name}.dropout_rate", f"must be < 1, got {self.dropout_rate}")
+        check_number(
+            self.name,
+            "dropout_rate",
+            self.dropout_rate,
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        )
         check_number(self.name, "dropout_passes", self.dropout_passes, low=1, integer=True)
         check_flag(self.name, "normalize", self.normalize)
 
