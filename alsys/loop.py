@@ -21,7 +21,6 @@ the labeled set in the selection space; the tracker logs them as ``stop.*``.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -290,9 +289,9 @@ def rounds(
             state,
         )
         predicted = model.predict_proba(test_inputs).argmax(axis=1)
-        result = _round_result(round_index, dataset, predicted, labeled, chosen, selection, signal)
-        result = dataclasses.replace(
-            result, selection_seconds=selection_seconds, training_seconds=training_seconds
+        seconds = (selection_seconds, training_seconds)
+        result = _round_result(
+            round_index, dataset, predicted, labeled, chosen, selection, signal, seconds
         )
         state.rounds.append(result)
         yield result
@@ -306,9 +305,10 @@ def _round_result(
     chosen: np.ndarray,
     selection: Any,
     signal: stopping.StoppingSignal,
+    seconds: tuple[float, float],
 ) -> RoundResult:
     """The round's record: the test split's accuracies, the labels bought, the selection's
-    notes and metrics and the stopping signal (seconds are set by the caller)."""
+    notes and metrics, the stopping signal and the (selection, training) seconds."""
     n_classes = dataset.n_classes
     recall = recall_per_class(dataset.test_labels, predicted, n_classes)
     return RoundResult(
@@ -320,8 +320,8 @@ def _round_result(
         class_histogram=np.bincount(dataset.train_labels[labeled], minlength=n_classes).tolist(),
         selected=chosen.tolist(),
         selected_labels=dataset.train_labels[chosen].tolist(),
-        selection_seconds=0.0,
-        training_seconds=0.0,
+        selection_seconds=seconds[0],
+        training_seconds=seconds[1],
         random_fallback=selection.random_fallback,
         notes=list(selection.notes),
         strategy_metrics=dict(selection.metrics),
