@@ -8,21 +8,18 @@ and a non-zero exit, never a traceback (set ALSYS_DEBUG=1 to see one for an inte
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-import numpy as np
-import numpy.typing as npt
-
-from alsys import __version__, select_images
+from alsys import __version__
+from alsys.data.imagefolder import DEFAULT_IMAGE_SIZE
+from alsys.embed.encoders import ENCODER_NAMES
 from alsys.errors import InputError
-from alsys.files import json_safe, load_array, read_indices, write_atomically
+from alsys.select import run_select
+from alsys.select.common import FORMATS, parse_param
 
 EXIT_INPUT = 2
 EXIT_INTERNAL = 1
@@ -59,156 +56,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(EXIT_INPUT)
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """``name=value`` with value read as int, float, true/false, none, or else a string."""
-    name, sep, raw = text.partition("=")
-    name = name.strip()
-    if not sep or not name:
-        raise InputError("--param", f"expected name=value, got {text!r}")
-    raw = raw.strip()
-    value: Any
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        value = lowered == "true"
-    elif lowered in ("none", "null"):
-        value = None
-    else:
-        try:
-            value = int(raw)
-        except ValueError:
-            try:
-                value = float(raw)
-            except ValueError:
-                value = raw
-    return name, value
-
-
-def _labeled_classes(
-    args: argparse.Namespace, labeled_rows: npt.NDArray[np.int64], n: int
-) -> npt.NDArray[np.int64]:
-    """(n,) the class of each labeled row, -1 elsewhere, from --labeled-classes: one class id
-    per row of --labeled, in the same order."""
-    classes = read_indices(args.labeled_classes, "--labeled-classes")
-    if classes.shape != labeled_rows.shape:
-        raise InputError(
-            "--labeled-classes",
-            f"holds {classes.size} classes for the {labeled_rows.size} rows of --labeled",
-        )
-    if classes.size and classes.min() < 0:
-        raise InputError("--labeled-classes", f"class ids are non-negative, got {classes.min()}")
-    labels = np.full(n, -1, dtype=np.int64)
-    labels[labeled_rows] = classes
-    return labels
-
-
-def run_select(args: argparse.Namespace) -> int:
-    from alsys.strategies import Pool, labeled_mask_from_indices, make_strategy
-
-    if select_images.uses_paths(args):
-        return select_images.run_select_paths(args)
-    select_images.check_embeddings_flags(args)
-    check_seed(args)
-    params = dict(parse_param(p) for p in args.param)
-    strategy = make_strategy(args.strategy, **params)
-    out = output_path(args)
-
-    arrays: dict[str, Any] = {}
-    if args.embeddings:
-        arrays["embeddings"] = load_array(args.embeddings, "--embeddings")
-    if args.typ_embeddings:
-        arrays["typ_embeddings"] = load_array(args.typ_embeddings, "--typ-embeddings")
-    if args.probs:
-        probs = load_array(args.probs, "--probs")
-        arrays["mc_probs" if probs.ndim == 3 else "probs"] = probs
-    if args.dropout_probs:
-        arrays["dropout_probs"] = load_array(args.dropout_probs, "--dropout-probs")
-    if args.clusters:
-        arrays["clusters"] = load_array(args.clusters, "--clusters")
-    if args.scores:
-        arrays["scores"] = load_array(args.scores, "--scores")
-    if not arrays:
-        raise InputError("--embeddings", "give the pool as --embeddings (or --probs)")
-    pool = Pool(**arrays)
-    labeled_rows = read_indices(args.labeled, "--labeled")
-    labeled = labeled_mask_from_indices(labeled_rows, pool.n)
-    if args.labeled_classes:
-        pool = dataclasses.replace(pool, labels=_labeled_classes(args, labeled_rows, pool.n))
-
-    show_progress = wants_progress(args)
-    selection = strategy.select(
-        pool, labeled, args.budget, np.random.default_rng(args.seed), show_progress=show_progress
-    )
-    report = selection_report(args, params, pool.n, labeled, selection, pool.embeddings)
-    if not args.quiet:
-        print(f"alsys select: {report['stopping']['line']}", file=sys.stderr)
-    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    write_output(out, text, args.quiet, f"{len(selection.indices)} points")
-    return 0
-
-
-def check_seed(args: argparse.Namespace) -> None:
-    if args.seed < 0:
-        raise InputError("--seed", f"must be a non-negative integer, got {args.seed}")
-
-
-def output_path(args: argparse.Namespace) -> Path | None:
-    """``--out`` as a path, its folder checked; ``None`` for standard output."""
-    out = Path(args.out) if args.out else None
-    if out is not None and not out.parent.is_dir():
-        raise InputError("--out", f"folder {out.parent} does not exist")
-    return out
-
-
-def wants_progress(args: argparse.Namespace) -> bool:
-    """Progress bars on stderr: on a terminal unless --quiet, always with --progress."""
-    return bool(args.progress or (sys.stderr.isatty() and not args.quiet))
-
-
-def selection_report(
-    args: argparse.Namespace,
-    params: dict[str, Any],
-    pool_size: int,
-    labeled: npt.NDArray[np.bool_],
-    selection: Any,
-    embeddings: npt.NDArray[Any] | None = None,
-) -> dict[str, Any]:
-    """The JSON of ``alsys select``: the selected rows, why each was chosen, and the stopping
-    signal."""
-    from alsys.stopping import select_signal
-    from alsys.strategies import strategy_params
-
-    resolved = {**strategy_params(args.strategy), **params}
-    report = {
-        "strategy": args.strategy,
-        "params": resolved,
-        "seed": args.seed,
-        "budget": args.budget,
-        "pool_size": pool_size,
-        "labeled": int(labeled.sum()),
-        "selected": [int(i) for i in selection.indices],
-        "explanations": [
-            {"index": int(i), "order": order, **why}
-            for order, (i, why) in enumerate(zip(selection.indices, selection.details, strict=True))
-        ],
-        "notes": list(selection.notes),
-        "metrics": dict(selection.metrics),
-        "stopping": select_signal(embeddings, labeled, selection.indices, args.seed),
-        "alsys_version": __version__,
-    }
-    safe: dict[str, Any] = json_safe(report)
-    return safe
-
-
-def write_output(out: Path | None, text: str, quiet: bool, what: str) -> None:
-    """``text`` to ``out`` (atomically) or to standard output."""
-    if out is None:
-        sys.stdout.write(text)
-        return
-    write_atomically(out, text)
-    if not quiet:
-        print(f"selected {what} -> {out}", file=sys.stderr)
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -292,7 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="alsys", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"alsys {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_select(commands)
+    _add_embed(commands)
+    _add_run(commands)
+    _add_report(commands)
+    return parser
 
+
+def _add_select(commands: argparse._SubParsersAction[_Parser]) -> None:
     select = commands.add_parser(
         "select",
         help="choose the next points to label from your own embedded pool",
@@ -342,13 +196,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
     select.add_argument("--seed", type=int, default=0, help="seed of all random choices")
     select.add_argument("--out", help="write the output here instead of standard output")
-    select_images.add_path_arguments(select)
+    _add_path_arguments(select)
     select.add_argument("--quiet", action="store_true", help="no progress or status on stderr")
     select.add_argument(
         "--progress", action="store_true", help="progress bars on stderr even when not a terminal"
     )
     select.set_defaults(handler=run_select)
 
+
+def _add_path_arguments(select: argparse.ArgumentParser) -> None:
+    """The flags of ``alsys select`` for pools given by path."""
+    select.add_argument(
+        "--images", help="a folder of images (png, jpg, webp; recursive), embedded with SimCLR"
+    )
+    select.add_argument("--features", help="your own embedding of images, .npy (n, d)")
+    select.add_argument("--paths", help="with --features: one image path per row, a text file")
+    select.add_argument(
+        "--labels",
+        action="append",
+        default=[],
+        help="with --images/--features: a path,label CSV or a Label Studio export (JSON, "
+        "JSON_MIN, CSV, TSV); repeatable",
+    )
+    select.add_argument(
+        "--label-field",
+        help="--labels: the Label Studio choice control holding the label (default: the only "
+        "one; 'label' in flat exports)",
+    )
+    select.add_argument(
+        "--encoder",
+        choices=ENCODER_NAMES,
+        help="--images: simclr (default, trained on the folder) or a pretrained encoder",
+    )
+    select.add_argument(
+        "--weights", help="--images with a pretrained --encoder: its weights file (no download)"
+    )
+    select.add_argument(
+        "--image-size",
+        type=int,
+        help=f"--images with simclr: side in pixels (default {DEFAULT_IMAGE_SIZE})",
+    )
+    select.add_argument(
+        "--epochs", type=int, help="--images with simclr: epochs (default: the preset's)"
+    )
+    select.add_argument("--store", help="--images: embedding store (default $ALSYS_STORE or cache)")
+    select.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="--images/--features output: csv (default), json, or labelstudio (tasks and a "
+        "labeling config)",
+    )
+    select.add_argument(
+        "--classes",
+        help="--format labelstudio: the labels you will use, comma-separated, added to those "
+        "seen so far in the labeling config",
+    )
+
+
+def _add_embed(commands: argparse._SubParsersAction[_Parser]) -> None:
     embed = commands.add_parser(
         "embed",
         help="train SimCLR embeddings at the given dimensions (once) and store them",
@@ -376,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--quiet", action="store_true", help="no progress bars")
     embed.set_defaults(handler=run_embed)
 
+
+def _add_run(commands: argparse._SubParsersAction[_Parser]) -> None:
     run = commands.add_parser(
         "run",
         help="run one trial: the full episodic loop, tracked in MLflow",
@@ -409,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=run_trial_command)
 
+
+def _add_report(commands: argparse._SubParsersAction[_Parser]) -> None:
     report = commands.add_parser(
         "report",
         help="write an HTML report (plots also as PNG) of one MLflow experiment",
@@ -422,7 +331,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run", help="the run to show in detail (default: a finished SUPClust)")
     report.add_argument("--store", help="the embedding store the sweep used (for that run)")
     report.set_defaults(handler=run_report)
-    return parser
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ ABLATIONS = ("uherding:temperature=1.0",)
 
 def split_row(row: str) -> tuple[str, dict[str, Any]]:
     """``"uherding:temperature=1.0"`` -> ("uherding", {"temperature": 1.0})."""
-    from alsys.cli import parse_param
+    from alsys.select.common import parse_param
 
     name, _, spec = row.partition(":")
     return name, dict(parse_param(p) for p in spec.split(",") if p)

@@ -7,18 +7,16 @@ your own images (or rows of your own embedding) to label next, by file path.
 - ``--features``/``--paths``: your own embedding (DINOv2, CLIP, ...) with one path per row.
 - ``--labels``: ``path,label`` CSVs or Label Studio's exports (repeatable;
   :mod:`alsys.label_files`, :mod:`alsys.label_paths`). Model-based strategies get the
-  probabilities and MC-dropout samples of the SSL linear probe trained on them; a labeled
-  path is never selected.
-- Output: a CSV with one row per selected path (``--format csv``, the default), the JSON of
-  ``alsys select`` with the paths (``json``), or Label Studio tasks and a labeling config
-  (``labelstudio``, :mod:`alsys.labelstudio`).
+  probabilities and MC-dropout samples of the SSL linear probe trained on them (the loop's
+  :func:`alsys.pool.pool_for` assembles the pool); a labeled path is never selected.
+- Output (:mod:`alsys.select.outputs`): a CSV with one row per selected path (``--format
+  csv``, the default), the JSON of ``alsys select`` with the paths (``json``), or Label Studio
+  tasks and a labeling config (``labelstudio``, :mod:`alsys.labelstudio`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import sys
@@ -36,34 +34,20 @@ from alsys.data.imagefolder import (
     scan_folder,
     skipped_line,
 )
-from alsys.embed.encoders import ENCODER_NAMES, SIMCLR
+from alsys.embed.encoders import SIMCLR
 from alsys.errors import InputError
-from alsys.label_paths import LS_ROOT_ENV, LS_URL, Labels, PoolIndex, normalize_path, read_labels
-
-FORMATS = ("csv", "json", "labelstudio")
-# What only an --embeddings pool takes, and what only --images/--features take.
-EMBEDDINGS_ONLY = {
-    "embeddings": "--embeddings",
-    "typ_embeddings": "--typ-embeddings",
-    "probs": "--probs",
-    "labeled": "--labeled",
-    "clusters": "--clusters",
-    "scores": "--scores",
-}
-IMAGES_ONLY = {
-    "image_size": "--image-size",
-    "epochs": "--epochs",
-    "store": "--store",
-    "encoder": "--encoder",
-    "weights": "--weights",
-}
-PATHS_ONLY = {
-    "labels": "--labels",
-    "label_field": "--label-field",
-    "classes": "--classes",
-    **IMAGES_ONLY,
-}
-__all__ = ["LS_ROOT_ENV", "LS_URL", "add_path_arguments", "run_select_paths"]
+from alsys.label_paths import LS_ROOT_ENV, Labels, PoolIndex, normalize_path, read_labels
+from alsys.select.common import (
+    EMBEDDINGS_ONLY,
+    IMAGES_ONLY,
+    check_seed,
+    output_path,
+    parse_param,
+    selection_report,
+    wants_progress,
+    write_output,
+)
+from alsys.select.outputs import csv_text, label_studio_text
 
 
 @dataclass(frozen=True)
@@ -77,73 +61,7 @@ class PathPool:
     default_ls_root: Path
 
 
-def add_path_arguments(select: argparse.ArgumentParser) -> None:
-    """The flags of ``alsys select`` for pools given by path."""
-    select.add_argument(
-        "--images", help="a folder of images (png, jpg, webp; recursive), embedded with SimCLR"
-    )
-    select.add_argument("--features", help="your own embedding of images, .npy (n, d)")
-    select.add_argument("--paths", help="with --features: one image path per row, a text file")
-    select.add_argument(
-        "--labels",
-        action="append",
-        default=[],
-        help="with --images/--features: a path,label CSV or a Label Studio export (JSON, "
-        "JSON_MIN, CSV, TSV); repeatable",
-    )
-    select.add_argument(
-        "--label-field",
-        help="--labels: the Label Studio choice control holding the label (default: the only "
-        "one; 'label' in flat exports)",
-    )
-    select.add_argument(
-        "--encoder",
-        choices=ENCODER_NAMES,
-        help="--images: simclr (default, trained on the folder) or a pretrained encoder",
-    )
-    select.add_argument(
-        "--weights", help="--images with a pretrained --encoder: its weights file (no download)"
-    )
-    select.add_argument(
-        "--image-size",
-        type=int,
-        help=f"--images with simclr: side in pixels (default {DEFAULT_IMAGE_SIZE})",
-    )
-    select.add_argument(
-        "--epochs", type=int, help="--images with simclr: epochs (default: the preset's)"
-    )
-    select.add_argument("--store", help="--images: embedding store (default $ALSYS_STORE or cache)")
-    select.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="--images/--features output: csv (default), json, or labelstudio (tasks and a "
-        "labeling config)",
-    )
-    select.add_argument(
-        "--classes",
-        help="--format labelstudio: the labels you will use, comma-separated, added to those "
-        "seen so far in the labeling config",
-    )
-
-
-def uses_paths(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name, None) is not None for name in ("images", "features", "paths"))
-
-
-def check_embeddings_flags(args: argparse.Namespace) -> None:
-    """The flags of ``--images``/``--features`` are refused with an ``--embeddings`` pool."""
-    for name, flag in PATHS_ONLY.items():
-        if getattr(args, name) not in (None, []):
-            raise InputError(flag, "applies to --images or --features/--paths pools")
-    if args.format not in (None, "json"):
-        raise InputError("--format", "an --embeddings pool is written as JSON (row indices)")
-    if args.labeled is None:
-        raise InputError("--labeled", "give the labeled row indices (an empty file for none)")
-
-
 def _check_flags(args: argparse.Namespace) -> None:
-    from alsys.cli import check_seed
-
     if args.images is not None and (args.features is not None or args.paths is not None):
         raise InputError("--images", "give either --images or --features with --paths")
     if args.images is None and (args.features is None or args.paths is None):
@@ -253,8 +171,9 @@ def _feature_pool(args: argparse.Namespace) -> PathPool:
     return PathPool(features, PoolIndex(paths, files, f"the paths of {args.paths}"), Path.cwd())
 
 
-def run_select_paths(args: argparse.Namespace) -> int:
-    from alsys.cli import output_path, parse_param, wants_progress, write_output
+def run_paths(args: argparse.Namespace) -> int:
+    """Selects from an ``--images`` or ``--features``/``--paths`` pool and writes the chosen
+    paths as CSV, JSON or Label Studio tasks."""
     from alsys.labelstudio import document_root
     from alsys.strategies import get_inputs, make_strategy, with_n_classes
 
@@ -283,7 +202,7 @@ def run_select_paths(args: argparse.Namespace) -> int:
     if output_format == "csv":
         stop = {"stop_coverage": report["stopping"]["coverage_after"]}
         details = [{**why, **stop} for why in selection.details]
-        text = _csv(args.strategy, [names[i] for i in chosen], details)
+        text = csv_text(args.strategy, [names[i] for i in chosen], details)
     elif output_format == "json":
         report["classes"] = list(labels.classes)
         report["paths"] = [names[i] for i in chosen]
@@ -293,7 +212,7 @@ def run_select_paths(args: argparse.Namespace) -> int:
     else:
         root = ls_root or pool_rows.default_ls_root.resolve()
         details = selection.details
-        text = _label_studio(args, pool_rows, chosen, details, root, labels, probs, say, out)
+        text = label_studio_text(args, pool_rows, chosen, details, root, labels, probs, say, out)
         if ls_root is None:
             say(f"Label Studio: serve the files with {LS_ROOT_ENV}={root}")
     write_output(out, text, args.quiet, f"{len(chosen)} paths")
@@ -310,24 +229,36 @@ def _select(
 ) -> tuple[Any, dict[str, Any], np.ndarray | None]:
     """The strategy's :class:`~alsys.strategies.Selection` on the pool, the report of ``alsys
     select`` and the probe's probabilities (n, classes) when the strategy trained one."""
-    from alsys.cli import selection_report
+    from alsys.config import TrialConfig
+    from alsys.pool import pool_for
     from alsys.spaces import unit_rows
-    from alsys.strategies import Pool, get_inputs, make_strategy, with_n_classes
+    from alsys.strategies import effective_params, get_inputs, make_strategy, with_n_classes
 
     labeled, classes, inputs = labels.labels >= 0, labels.classes, get_inputs(args.strategy)
     if len(classes) >= 2:
         params = with_n_classes(args.strategy, params, len(classes))
     strategy = make_strategy(args.strategy, **params)
     x = unit_rows(pool_rows.features)  # as the loop: L2-normalised rows for probe and strategy
-    arrays: dict[str, Any] = {"embeddings": x}
-    rng = np.random.default_rng(args.seed)
+    probe = None
     if (inputs.probs or inputs.mc_samples) and labeled.any():
-        arrays.update(_model_outputs(args, x, labels.labels, classes, strategy, params, rng))
+        probe = _probe(args, x, labels.labels, classes)
         say(f"model: linear probe on {int(labeled.sum())} labels ({len(classes)} classes)")
-    if inputs.labels:
-        arrays["labels"] = labels.labels
+    rng = np.random.default_rng(args.seed)
     try:
-        pool = Pool(**arrays)
+        pool = pool_for(
+            inputs,
+            space=x,
+            model=probe,
+            model_inputs=x,
+            mc_passes=TrialConfig.mc_passes,
+            labels=labels.labels,
+            strategy=strategy,
+            params=effective_params(args.strategy, params, len(classes)),
+            labeled=labeled,
+            targets=labels.labels,
+            n_classes=len(classes),
+            rng=rng,
+        )
     except InputError as error:
         if error.field != "embeddings" or args.images:
             raise
@@ -340,22 +271,12 @@ def _select(
     return selection, report, pool.class_probs()
 
 
-def _model_outputs(
-    args: argparse.Namespace,
-    x: np.ndarray,
-    labels: np.ndarray,
-    classes: tuple[str, ...],
-    strategy: Any,
-    params: dict[str, Any],
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    """The SSL linear probe on the labeled rows and the outputs the strategy declares
-    (alsys.model_inputs: probabilities, MC-dropout or feature-dropout samples, a held-out
-    calibration split)."""
+def _probe(
+    args: argparse.Namespace, x: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]
+) -> Any:
+    """The SSL linear probe (the loop's SSL head) trained on the labeled rows of ``x``."""
     from alsys.classifiers import SSLClassifier
-    from alsys.config import SSLClassifierConfig, TrialConfig
-    from alsys.model_inputs import model_outputs
-    from alsys.strategies import effective_params, get_inputs
+    from alsys.config import SSLClassifierConfig
 
     if len(classes) < 2:
         raise InputError(
@@ -363,84 +284,5 @@ def _model_outputs(
             f"{args.strategy} trains a classifier on the labels, which needs two classes; "
             f"they hold only {classes[0]!r} (label more, or start with typiclust)",
         )
-    labeled = labels >= 0
-
-    def fit(rows: np.ndarray, seed: int) -> SSLClassifier:
-        return SSLClassifier(SSLClassifierConfig(), len(classes)).fit(x[rows], labels[rows], seed)
-
-    probe = fit(np.flatnonzero(labeled), args.seed)
-    everything = effective_params(args.strategy, params, len(classes))
-    inputs = get_inputs(args.strategy)
-    return model_outputs(
-        inputs,
-        probe,
-        x,
-        TrialConfig.mc_passes,
-        strategy=strategy,
-        params=everything,
-        fit=fit,
-        labeled=labeled,
-        n_classes=len(classes),
-        rng=rng,
-    )
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"  # a person reads these; the JSON format keeps every digit
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-def _csv(strategy: str, paths: Sequence[str], details: Sequence[dict[str, Any]]) -> str:
-    """``path,rank,strategy``, the union of the explanations' keys (first seen first), and an
-    empty ``label`` column to fill in (the file is then a ``--labels`` file)."""
-    keys: list[str] = []
-    for why in details:
-        keys += [k for k in why if k not in keys and k not in ("path", "rank", "strategy", "label")]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "rank", "strategy", *keys, "label"])
-    for rank, (path, why) in enumerate(zip(paths, details, strict=True), start=1):
-        writer.writerow([path, rank, strategy, *(_cell(why.get(k)) for k in keys), ""])
-    return buffer.getvalue()
-
-
-def _label_studio(
-    args: argparse.Namespace,
-    pool_rows: PathPool,
-    chosen: Sequence[int],
-    details: Sequence[dict[str, Any]],
-    root: Path,
-    labels: Labels,
-    probs: np.ndarray | None,
-    say: Any,
-    out: Path | None,
-) -> str:
-    """The tasks (with the probe's guesses when it ran) and, beside ``out``, the labeling
-    config for the classes seen so far and those of ``--classes``."""
-    from alsys.files import write_atomically
-    from alsys.labelstudio import Guesses, config_path, labeling_config, tasks_json
-
-    guesses = None
-    if probs is not None:
-        n_labels = int((labels.labels >= 0).sum())
-        version = f"alsys {args.strategy}, linear probe on {n_labels} labels"
-        guesses = Guesses(probs, labels.classes, version)
-    index = pool_rows.index
-    text = tasks_json(chosen, index.names, index.files, root, args.strategy, details, guesses)
-    extra = [c.strip() for c in (args.classes or "").split(",") if c.strip()]
-    classes = sorted(set(labels.classes) | set(extra))
-    if not classes:
-        say("Label Studio: no classes yet; --classes a,b,c writes the labeling config")
-    elif out is None:
-        say("Label Studio: give --out to have the labeling config written beside the tasks")
-    else:
-        write_atomically(config_path(out), labeling_config(classes))
-        say(f"Label Studio: labeling config ({len(classes)} classes) -> {config_path(out)}")
-    return text
+    rows = np.flatnonzero(labels >= 0)
+    return SSLClassifier(SSLClassifierConfig(), len(classes)).fit(x[rows], labels[rows], args.seed)
