@@ -49,8 +49,9 @@ def model_outputs(
             ``dropout_proba``).
         pool_inputs: what the classifier reads for the pool's rows (embeddings or images).
         mc_passes: MC-dropout samples, for strategies that read them.
-        strategy, params: the strategy and its effective hyperparameters; needed when it
-            declares feature dropout (``params``) or a held-out split (both).
+        strategy: the strategy; needed when it declares a held-out split.
+        params: its effective hyperparameters; needed when it declares feature dropout or a
+            held-out split.
         fit: trains a fresh classifier of the same kind on the given labeled rows with a seed
             (a held-out split).
         labeled: (n,) the labeled mask; ``n_classes`` the number of classes (a held-out split).

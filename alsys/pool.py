@@ -88,8 +88,9 @@ def pool_for(
         model_inputs: what the model reads for the pool rows, when there is a model.
         mc_passes: MC-dropout samples for strategies that read them.
         labels: (n,) the classes of the labeled rows, -1 elsewhere.
-        strategy, params: the strategy and its effective hyperparameters, for the model
-            outputs it declares beyond probabilities (feature dropout, a held-out split).
+        strategy: the strategy, for the model outputs it declares beyond probabilities
+            (feature dropout, a held-out split).
+        params: its effective hyperparameters, for the same outputs.
         labeled: (n,) the labeled mask; ``targets`` (n,) the classes a fresh model of the same
             kind is trained on for a held-out split (read at the labeled rows only), and
             ``n_classes`` their number.

@@ -13,7 +13,7 @@ Two estimators, both computed without a single label beyond those bought:
   ``COVERAGE_GAIN_THRESHOLD``.
 
 How well either predicts the flattening of the true learning curve is measured, not assumed:
-``benchmarks/stopping.py`` (README, "What to expect on digits"). The loop logs both per round
+``benchmarks/stopping.py`` (docs/results.md, "Stopping"). The loop logs both per round
 (``stop.*`` metrics in MLflow); ``alsys select`` reports the coverage, the only one it can
 compute without the previous round's model.
 """

@@ -269,7 +269,7 @@ def main() -> None:
             + "; ".join(falling)
             + ". More labels should not hurt. On digits_lt the measured cause is the rare "
             "classes being skipped (clusters of <= min_cluster_size points, never the most "
-            "typical), not a bug; README 'What to expect on digits' has the class counts."
+            "typical), not a bug; docs/results.md has the class counts."
         )
     print(
         f"\nselection seconds per round on {datasets[0]}, {budgets[0]} budget, rounds with a "

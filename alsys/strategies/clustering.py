@@ -219,7 +219,7 @@ class ClusterStrategy(Strategy):
     min_cluster_size: int = 5
     k_neighbors: int = 20
     distance: str = "sqeuclidean"
-    # "auto": exact where affordable, bounded work past that (README, "Large pools").
+    # "auto": exact where affordable, bounded work past that (docs/scale.md, "Large pools").
     knn: str = "auto"
     normalize: bool = True
     kmeans_iters: int = KMEANS_ITERS
