@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,15 +45,38 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(scope="session")
-def digits_data(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """digits with SimCLR embeddings of a few epochs (the loop is what is tested), trained once
-    per session into a temporary store."""
+def digits_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedding store holding digits' SimCLR training of 3 epochs (what the sweep YAMLs'
+    smoke runs and the tests' sweeps read), trained once per session."""
     from alsys.config import TrialConfig
     from alsys.embed.store import EmbeddingStore
     from alsys.loop import prepare_data
 
-    store = EmbeddingStore(tmp_path_factory.mktemp("digits_store"))
-    return prepare_data(TrialConfig(strategy="random", embed_epochs=3), store)
+    root = tmp_path_factory.mktemp("digits_store")
+    prepare_data(TrialConfig(strategy="random", embed_epochs=3), EmbeddingStore(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits_data(digits_store: Path) -> Any:
+    """digits with SimCLR embeddings of a few epochs (the loop is what is tested)."""
+    from alsys.config import TrialConfig
+    from alsys.embed.store import EmbeddingStore
+    from alsys.loop import prepare_data
+
+    config = TrialConfig(strategy="random", embed_epochs=3)
+    return prepare_data(config, EmbeddingStore(digits_store, compute=False))
+
+
+@pytest.fixture
+def warm_store(digits_store: Path, tmp_path: Path) -> Path:
+    """``tmp_path / "store"``: a copy of :func:`digits_store`, the store of a user who has run a
+    sweep before, so the sweep under test trains no SimCLR. The store's compute path (a Ray
+    task per missing entry, one training under the file lock) is tested by the tests that
+    start from an empty store: the dim_grid smoke, two sweeps at once, ``alsys embed``."""
+    dest = tmp_path / "store"
+    shutil.copytree(digits_store, dest, ignore=shutil.ignore_patterns("*.lock"))
+    return dest
 
 
 def zipf_pool(n: int = 6000, seed: int = 0) -> np.ndarray:

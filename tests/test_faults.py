@@ -185,7 +185,9 @@ def end_session(sid: int, grace: float = 20) -> list[int]:
     return left
 
 
-def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path) -> None:
+def test_trial_worker_killed_mid_round_resumes_at_its_last_round(
+    tmp_path: Path, warm_store: Path
+) -> None:
     """Survives: the trial (retried by Tune from its last checkpoint, not from round 1), its
     results (identical to an uninterrupted run's), and its one MLflow run with each round once."""
     import numpy as np
@@ -276,6 +278,7 @@ def test_trial_worker_killed_mid_round_resumes_at_its_last_round(tmp_path: Path)
 
 def test_driver_killed_mid_sweep_resume_finishes_without_reruns_or_duplicates(
     tmp_path: Path,
+    warm_store: Path,
 ) -> None:
     """Survives: every finished trial (not re-run: no new rounds, same MLflow run), every
     unfinished one (continued by ``--resume``), and exactly one MLflow run per trial."""
@@ -335,7 +338,9 @@ def test_driver_killed_mid_sweep_resume_finishes_without_reruns_or_duplicates(
             assert runs_before[run.info.run_name] == run.info.run_id
 
 
-def test_mlflow_server_down_mid_sweep_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def test_mlflow_server_down_mid_sweep_loses_and_doubles_nothing(
+    tmp_path: Path, warm_store: Path
+) -> None:
     """Survives: every trial and every round's metrics. While the server is down the trials'
     writes are retried (MLflow's client backs off for about 4 minutes before giving up, and
     then the trial fails loudly and Tune retries it); once it is back each round is there

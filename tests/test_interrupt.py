@@ -78,7 +78,10 @@ def _run(argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProc
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130)])
 def test_sigint_mid_sweep_prints_the_resume_line_and_resume_finishes_once(
-    tmp_path: Path, signum: int, code: int
+    tmp_path: Path,
+    signum: int,
+    code: int,
+    warm_store: Path,
 ) -> None:
     (tmp_path / "interrupted.yaml").write_text(SPEC)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -142,7 +145,9 @@ def test_sigint_mid_sweep_prints_the_resume_line_and_resume_finishes_once(
     )
 
 
-def test_three_temperatures_are_three_runs_with_their_names_and_params(tmp_path: Path) -> None:
+def test_three_temperatures_are_three_runs_with_their_names_and_params(
+    tmp_path: Path, warm_store: Path
+) -> None:
     (tmp_path / "t.yaml").write_text(TEMPERATURES)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [sys.executable, str(SWEEP), "--config", str(tmp_path / "t.yaml")]
@@ -194,7 +199,9 @@ resources: {cpu: 1}
 """
 
 
-def test_sigint_mid_search_then_resume_finishes_the_search_once(tmp_path: Path) -> None:
+def test_sigint_mid_search_then_resume_finishes_the_search_once(
+    tmp_path: Path, warm_store: Path
+) -> None:
     """tune_supclust runs on the shared engine: Ctrl-C stops it with the resume line, and
     --resume finishes the search (Optuna's state restored with Tune's) and the held-out
     sweep, every candidate and trial in one MLflow run, every round logged once."""

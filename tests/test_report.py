@@ -21,13 +21,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished `dim_grid --smoke`: its MLflow SQLite store and its embedding store."""
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory, digits_store: Path) -> Path:
+    """A finished `dim_grid --smoke`: its MLflow SQLite store and its embedding store (a copy
+    of the session's, so the sweep trains no SimCLR)."""
+    import shutil
+
     import ray
 
     from alsys.sweep.cli import sweep_main
 
     folder = tmp_path_factory.mktemp("smoke")
+    shutil.copytree(digits_store, folder / "s", ignore=shutil.ignore_patterns("*.lock"))
     argv = ["--smoke", "--storage-path", str(folder / "ray")]
     argv += ["--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}", "--store", str(folder / "s")]
     try:

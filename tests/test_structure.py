@@ -173,7 +173,7 @@ class DriverTrace:
 
 @pytest.mark.integration
 def test_a_trial_takes_at_most_8_hops_and_its_strategy_is_built_once_in_the_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm_store: Path
 ) -> None:
     """A two-trial sweep (two seeds of one configuration) on a real local Ray and MLflow."""
     import ray
@@ -196,7 +196,7 @@ def test_a_trial_takes_at_most_8_hops_and_its_strategy_is_built_once_in_the_work
     monkeypatch.setattr("alsys.config._VALID_STRATEGIES", set())  # as in a fresh driver
     driver = DriverTrace()
     argv = ["--config", str(tmp_path / "hops.yaml"), "--storage-path", str(tmp_path / "ray")]
-    argv += ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--store", str(tmp_path)]
+    argv += ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--store", str(warm_store)]
     sys.setprofile(driver)
     try:
         code = sweep_main(ROOT / "sweeps" / "dim_grid.yaml", argv)

@@ -241,7 +241,7 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
 
 @pytest.mark.integration
 def test_main_results_smoke_runs_the_frontier_strategies_on_ray_and_logs_each_trial(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], warm_store: Path
 ) -> None:
     import ray
     from mlflow import MlflowClient
@@ -251,7 +251,7 @@ def test_main_results_smoke_runs_the_frontier_strategies_on_ray_and_logs_each_tr
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = ["--smoke", "--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri]
     try:
-        assert sweep_main(SWEEPS / "main_results.yaml", [*argv, "--store", str(tmp_path)]) == 0
+        assert sweep_main(SWEEPS / "main_results.yaml", [*argv, "--store", str(warm_store)]) == 0
     finally:
         ray.shutdown()
     printed = capsys.readouterr()
@@ -282,7 +282,7 @@ def test_other_sweeps_expand_to_their_spaces(name: str, full: int, smoke: int) -
 
 @pytest.mark.integration
 def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], warm_store: Path
 ) -> None:
     import optuna
     import ray
@@ -299,7 +299,7 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
         "--tracking-uri",
         uri,
         "--store",
-        str(tmp_path / "s"),
+        str(warm_store),
     ]
     try:
         assert tune_main(SWEEPS / "tune_supclust.yaml", argv) == 0
@@ -511,7 +511,9 @@ def test_bad_hvae_sweep_fields_are_named(tmp_path: Path, extra: str, field: str)
 
 
 @pytest.mark.integration
-def test_hvae_smoke_sweep_tracks_every_trial_and_draws_the_figures(tmp_path: Path) -> None:
+def test_hvae_smoke_sweep_tracks_every_trial_and_draws_the_figures(
+    tmp_path: Path, warm_store: Path
+) -> None:
     """The real script, in its own process: local Ray, SQLite MLflow, figures on disk and in
     MLflow."""
     import subprocess
@@ -521,7 +523,7 @@ def test_hvae_smoke_sweep_tracks_every_trial_and_draws_the_figures(tmp_path: Pat
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [sys.executable, str(SWEEPS / "hvae.py"), "--smoke", "--tracking-uri", uri]
-    argv += ["--storage-path", str(tmp_path / "ray"), "--store", str(tmp_path / "store")]
+    argv += ["--storage-path", str(tmp_path / "ray"), "--store", str(warm_store)]
     argv += ["--figures", str(tmp_path / "figures")]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
