@@ -13,7 +13,9 @@ Two estimators, both computed without a single label beyond those bought:
   ``COVERAGE_GAIN_THRESHOLD``.
 
 How well either predicts the flattening of the true learning curve is measured, not assumed:
-``benchmarks/stopping.py`` (docs/results.md, "Stopping"). The loop logs both per round
+``benchmarks/stopping.py`` (docs/results.md, "Stopping"). On digits and digits_lt neither rule
+is reliable: the agreement rule stops late (safe, few labels saved), the coverage rule early or
+late by the budget. The loop logs both per round
 (``stop.*`` metrics in MLflow); ``alsys select`` reports the coverage, the only one it can
 compute without the previous round's model.
 """
@@ -155,7 +157,8 @@ def coverage_line(before: float, after: float, n_picked: int) -> str:
     )
     return (
         f"stopping signal: the labeled set covers {before:.1%} of the pool (kernel coverage), "
-        f"{after:.1%} once these {n_picked} are labeled (+{gain * 100:.1f} points, {verdict})"
+        f"{after:.1%} once these {n_picked} are labeled (+{gain * 100:.1f} points, {verdict}; "
+        "a weak guide to accuracy, see docs/results.md, Stopping)"
     )
 
 
