@@ -356,7 +356,7 @@ def _representation(
     for dataset in datasets:
         for budget in budgets:
             print(f"\n{dataset}, {budget} budget")
-            print(f"{'strategy':<22} {'per training':>28} {'rep. share':>10} {'vs typiclust':>30}")
+            print(f"{'strategy':<22} {'per training':>28} {'rep. share':>10}   {'vs typiclust'}")
             base = by_row.get((dataset, budget, "typiclust", "simclr"))
             for strategy, space in rows_of:
                 pairs = by_row[(dataset, budget, strategy, space)]
@@ -373,7 +373,7 @@ def _representation(
                 name = strategy if space == "simclr" else f"{strategy} [{space}]"
                 means = " ".join(f"{m:.3f}" for m in values.mean(axis=1))
                 held = _held(signs)
-                print(f"{name:<22} {means:>28} {split.share:>10.2f} {held:>30}")
+                print(f"{name:<22} {means:>28} {split.share:>10.2f}   {held}")
                 row = (split.representation, split.selection, split.share, "; ".join(signs))
                 lines.append([dataset, budget, name, means, *row, held])
     with path.open("w", newline="") as handle:

@@ -105,7 +105,10 @@ def test_an_effect_only_along_d_typ_agrees_with_the_thesis() -> None:
     assert "4 of 4 fixed D_clst and 2 of 4 fixed D_typ" in first.sentence
     assert "as the thesis found" in first.sentence
     assert "Best D_typ: 16" in first.sentence
-    assert "two-way ANOVA (F test)" in verdict.notes[0]
+    assert verdict.notes[0].startswith(
+        "typiclust, digits/tiny/ssl: two-way ANOVA (F test) over 3 seeds per grid point, "
+        "residuals normal (Shapiro-Wilk p = "
+    )
 
 
 def test_an_effect_only_along_d_clst_disagrees_with_the_thesis() -> None:
@@ -145,7 +148,11 @@ def test_a_small_effect_names_the_seeds_needed_and_that_many_would_show_it() -> 
 def test_one_seed_or_non_normal_residuals_use_the_seeded_permutation_test() -> None:
     one = dims_verdict(grid_table(FLAT, BUMP, seeds=1))
     assert "permutation test (9999 restricted permutations)" in one.notes[0]
-    assert "because 1 seed per grid point leaves no error within a point" in one.notes[0]
+    assert one.notes[0] == (
+        "typiclust, digits/tiny/ssl; supclust, digits/tiny/ssl: permutation test (9999 "
+        "restricted permutations) over 1 seed per grid point, because one seed leaves no error "
+        "within a grid point."
+    ), "one note for the two grids, tested alike"
     # Heavy tails: one seed far off at every point of the grid.
     values = np.random.default_rng(0).normal(0, 0.001, size=(4, 4, 5))
     values[:, :, 0] += np.random.default_rng(1).standard_cauchy(size=(4, 4)) * 0.05
@@ -319,7 +326,7 @@ def tuning_table(
     [
         (0.01, 10, "better", "tuning helped: tuned minus default SUPClust, median +0.01"),
         (-0.01, 10, "worse", "tuning hurt"),
-        (0.0, 10, "within the noise", "tuning made no difference beyond the noise"),
+        (0.0, 10, "within the noise", "not shown to differ from the default beyond"),
         (0.01, 2, "within the noise", "2 seeds cannot reach p < 0.05 in this test (6 can)"),
     ],
 )

@@ -172,7 +172,7 @@ def two_way(
     spread = residuals(values)
     shapiro_p = math.nan
     if n < 2:
-        why = "1 seed per grid point leaves no error within a point"
+        why = "one seed leaves no error within a grid point"
     elif np.ptp(spread) == 0.0:
         why = "the residuals are all equal (Shapiro-Wilk cannot judge them)"
     else:

@@ -83,7 +83,8 @@ def criterion(grid: Grid, baseline: Any, name: str, exclude: tuple[int, int] | N
         return Criterion(name, 0, (), 0, 0, "no TypiClust at the largest D pair in this cell")
     seeds = [s for s in grid.seeds if s in baseline.index]
     if len(seeds) < 2:
-        return Criterion(name, len(seeds), (), 0, 0, f"{len(seeds)} paired seed(s) cannot test it")
+        paired = f"{len(seeds)} paired seed{'' if len(seeds) == 1 else 's'}"
+        return Criterion(name, len(seeds), (), 0, 0, f"{paired} cannot test it")
     where = [grid.seeds.index(s) for s in seeds]
     base = baseline.loc[seeds].to_numpy(dtype=np.float64)
     keys = [
@@ -144,17 +145,17 @@ def main_sentence(two: TwoWay, grid: Grid) -> tuple[str, str]:
     a, b, n = grid.values.shape
     f2 = effect_f2(larger, two.effect("residual"), a * b * n)
     needed = seeds_needed(f2, a, b, larger.df) if f2 == f2 else None
+    power = f"with {POWER:.0%} power"
     if needed is not None:
-        more = f"about {needed} seeds per grid point would show the {larger.name} effect"
+        more = f"about {needed} seeds per grid point would show the {larger.name} effect {power}"
     elif f2 == 0.0:
-        more = f"the {larger.name} effect is no larger than the noise: no number of seeds shows it"
+        more = f"the {larger.name} effect is no larger than the noise, so no number of seeds would"
     else:
-        more = f"more than {MOST_SEEDS} seeds per grid point would show the {larger.name} effect"
+        more = f"more than {MOST_SEEDS} seeds per grid point would be needed {power}"
     size = f"f² = {f2:.3g}" if f2 == f2 else "f² not computable"
     return "not enough seeds", (
         f"not enough seeds to tell: {shares}, neither significant at alpha = {ALPHA} with {n} "
-        f"seed{'s' if n != 1 else ''}; at the observed effect size ({size}), {more} "
-        f"({POWER:.0%} power)."
+        f"seed{'s' if n != 1 else ''}; at the observed effect size ({size}), {more}."
     )
 
 
@@ -204,7 +205,7 @@ def judge(about: str, trials: Any, base: Any, rng: np.random.Generator) -> _Judg
     means = grid.values.mean(axis=2)
     return _Judged(
         Finding(about, outcome, sentence),
-        _method_note(about, two),
+        _method_note(two),
         tuple((about, e.name, e.share, e.f, e.p, _short(two)) for e in two.effects),
         tuple(
             (about, *point, float(means[grid.clst.index(point[0]), grid.typ.index(point[1])]))
@@ -231,7 +232,7 @@ def d_typ_over_d_clst(seeds: Any, rng: np.random.Generator) -> Verdict:
     findings = tuple(j.finding for j in judged) or (
         Finding("this sweep", "no grid", "no verdict: no D_clst x D_typ grid ran."),
     )
-    notes = [j.note for j in judged if j.note]
+    notes = _grouped([j for j in judged if j.note])
     if any(f.outcome == "not enough seeds" for f in findings):
         notes.append(POWER_NOTE)
     anova = Table(
@@ -261,9 +262,18 @@ def _short(two: TwoWay) -> str:
     return "F test" if two.method.startswith("two-way") else "permutation"
 
 
-def _method_note(about: str, two: TwoWay) -> str:
+def _method_note(two: TwoWay) -> str:
+    """Which test gave the p-values, and why that one."""
     seeds = f"{two.seeds} seed{'s' if two.seeds != 1 else ''} per grid point"
     if not two.why:
         normal = f"residuals normal (Shapiro-Wilk p = {two.shapiro_p:.2g})"
-        return f"{about}: {two.method}, {seeds}, {normal}."
-    return f"{about}: {two.method}, {seeds}, because {two.why}."
+        return f"{two.method} over {seeds}, {normal}."
+    return f"{two.method} over {seeds}, because {two.why}."
+
+
+def _grouped(judged: list[_Judged]) -> list[str]:
+    """The method notes, once per distinct note, after the subjects they are about."""
+    by_note: dict[str, list[str]] = {}
+    for one in judged:
+        by_note.setdefault(one.note, []).append(one.finding.subject)
+    return [f"{'; '.join(subjects)}: {note}" for note, subjects in by_note.items()]

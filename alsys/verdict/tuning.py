@@ -53,7 +53,7 @@ def _cell_sentence(rows: list[tuple[Any, ...]]) -> tuple[str, str]:
     said = {
         "better": "tuning helped",
         "worse": "tuning hurt",
-        "within the noise": "tuning made no difference beyond the noise",
+        "within the noise": "tuning is not shown to differ from the default beyond the noise",
         "identical": "tuning changed nothing",
         "cannot tell": "too few held-out seeds to tell",
     }[judged]
