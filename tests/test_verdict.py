@@ -181,6 +181,20 @@ def test_the_printed_verdict_is_a_paragraph_and_a_table_and_its_files_hold_the_r
     assert "# Verdict: d_typ_over_d_clst" in (tmp_path / "verdict.md").read_text()
 
 
+def test_a_verdict_does_not_depend_on_the_order_of_its_trials() -> None:
+    """The sweep's rows and the report's runs come in different orders: the same verdict,
+    permutations (one seed) and tied ranks included."""
+    for claim, table in (
+        ("d_typ_over_d_clst", grid_table(FLAT, BUMP, seeds=1)),
+        ("ranking", ranking_table()),
+        ("tuned_beats_default", tuning_table(0.01)),
+    ):
+        shuffled = table.sample(frac=1.0, random_state=np.random.default_rng(5).bit_generator)
+        first = verdict_of(claim, table, np.random.default_rng(3))
+        again = verdict_of(claim, shuffled.reset_index(drop=True), np.random.default_rng(3))
+        assert first.findings == again.findings and first.tables == again.tables, claim
+
+
 # -- the statistics against peers -------------------------------------------------------------
 
 

@@ -7,9 +7,11 @@ statistics behind it. One module per job:
 - ``paired``, ``anova``, ``ranks``: the statistics, pure functions on arrays;
 - ``dims``, ``tuning``, ``ranking``: one claim each.
 
-Every mean over rounds is ``alsys.stats.auc``. The sweep's end (``alsys.sweep.conclude``)
-prints a verdict and logs it to the parent run; ``alsys report`` opens with it. Neither Ray nor
-MLflow is imported here.
+Every mean over rounds is ``alsys.stats.auc``. Every grouping is sorted, so a verdict does not
+depend on the order its trials come in (the sweep's rows, the report's runs): ties rank alike
+and the permutations are drawn for the same grids in the same order. The sweep's end
+(``alsys.sweep.conclude``) prints a verdict and logs it to the parent run; ``alsys report``
+opens with it. Neither Ray nor MLflow is imported here.
 """
 
 from __future__ import annotations

@@ -239,7 +239,7 @@ def seed_table(frame: Any) -> Any:
         data[column] = pd.array(
             [None if _missing(v) or v == "-" else int(v) for v in data[column]], dtype="Int64"
         )
-    grouped = data.groupby(keys, dropna=False, sort=False).balanced_accuracy
+    grouped = data.groupby(keys, dropna=False).balanced_accuracy
     table = grouped.agg(auc).reset_index().rename(columns={"balanced_accuracy": "auc"})
     return table[list(SEED_COLUMNS)]
 

@@ -225,8 +225,8 @@ def d_typ_over_d_clst(seeds: Any, rng: np.random.Generator) -> Verdict:
     ]
     judged = [
         judge(subject(str(label), tuple(cell)), trials, _baseline(block), rng)
-        for cell, block in data.groupby(list(CELL), sort=False)
-        for label, trials in block.groupby("label", sort=False)
+        for cell, block in data.groupby(list(CELL))
+        for label, trials in block.groupby("label")
     ]
     judged.sort(key=lambda j: not j.finding.subject.startswith(f"{TYPICLUST},"))
     findings = tuple(j.finding for j in judged) or (

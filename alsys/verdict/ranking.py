@@ -29,12 +29,12 @@ def blocks_of(seeds: Any) -> tuple[Any, str]:
     """The Friedman blocks: (N, k) frame of scores (blocks x configurations) and what a block
     is. Cells where every configuration ran, each configuration's mean over seeds; with one
     such cell, its seeds where every configuration ran."""
-    means = seeds.groupby([*CELL, "configuration"], sort=False).auc.mean().unstack("configuration")
+    means = seeds.groupby([*CELL, "configuration"]).auc.mean().unstack("configuration")
     complete = means.dropna()
     if len(complete) >= 2 or means.empty:
         return complete, "cells (dataset/budget/setting), each configuration's mean over seeds"
     cell = complete.index[0] if len(complete) else means.index[0]
-    here = seeds.groupby(list(CELL), sort=False).get_group(cell)
+    here = seeds.groupby(list(CELL)).get_group(cell)
     per_seed = here.pivot_table(index="seed", columns="configuration", values="auc").dropna()
     return per_seed, f"seeds of the one cell {'/'.join(map(str, cell))}"
 
@@ -43,7 +43,7 @@ def cell_ranks(seeds: Any) -> list[tuple[Any, ...]]:
     """Per cell and configuration: the mean rank across seeds (ranked within each seed, over
     the seeds where every configuration of the cell ran), the mean auc, the seeds."""
     rows = []
-    for cell, block in seeds.groupby(list(CELL), sort=False):
+    for cell, block in seeds.groupby(list(CELL)):
         table = block.pivot_table(index="seed", columns="configuration", values="auc").dropna()
         if table.empty:
             continue

@@ -74,12 +74,12 @@ def tuned_beats_default(seeds: Any) -> Verdict:
     """seeds: the seed table of the held-out sweep: SUPClust with tuned parameters (params
     not empty), SUPClust with its defaults, TypiClust."""
     findings, rows_out = [], []
-    for cell, block in seeds[seeds.space == "simclr"].groupby(list(CELL), sort=False):
+    for cell, block in seeds[seeds.space == "simclr"].groupby(list(CELL)):
         supclust = block[block.kind == SUPCLUST]
         default = supclust[supclust.params == "{}"]
         others = [(f"default {SUPCLUST}", default)]
         others.append((TYPICLUST, block[(block.kind == TYPICLUST) & (block.params == "{}")]))
-        for label, tuned in supclust[supclust.params != "{}"].groupby("label", sort=False):
+        for label, tuned in supclust[supclust.params != "{}"].groupby("label"):
             about = subject(str(label), tuple(cell))
             present = [(name, trials) for name, trials in others if not trials.empty]
             if not present or present[0][0] != others[0][0]:
