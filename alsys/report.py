@@ -2,6 +2,8 @@
 
 Sections (each says plainly what it lacks instead of failing):
 
+- the verdicts: each sweep's answer to the claim its YAML names (alsys.verdict), with the
+  statistics behind it and, for a ranking, its critical-difference diagram;
 - learning curves, balanced accuracy against labels, mean +- s.e. over seeds, a line per
   strategy, a panel per dataset x budget; SSL solid, FSL dashed (thesis Fig. 5.10);
 - the D_clst x D_typ heatmaps of mean accuracy per round, and the difference to TypiClust at
@@ -155,9 +157,15 @@ class VisitScatter:
     pick: int
 
 
-def visit_scatter(record: dict[str, Any] | None) -> VisitScatter | str:
+def visit_scatter(record: dict[str, Any] | None, strategy: str | None = None) -> VisitScatter | str:
     """The first visit of a round's ``Selection.record`` with typicality and SUP for at least
-    three candidates, as arrays to plot; or, as a string, why there is none."""
+    three candidates, as arrays to plot; or, as a string, why there is none. ``strategy``
+    (the run's) tells a strategy that keeps no such record from a run older than the records."""
+    if record is None and strategy is not None and _scatter_rank(strategy) == 2:
+        return (
+            f"Typicality vs SUP is not drawn: {strategy} computes neither (only the clustering "
+            "strategies, TypiClust, SUPClust and their kin, record them)."
+        )
     if record is None:
         return (
             "Typicality vs SUP is not drawn: round 1 of this run kept no record of what the "
@@ -190,7 +198,7 @@ def _typicality_vs_sup(
     typicality filter's kept set and the pick. Recomputes nothing; a string says why no figure."""
     from alsys.strategies import strategy_params
 
-    points = visit_scatter(selections[0].get("record") if selections else None)
+    points = visit_scatter(selections[0].get("record") if selections else None, config.strategy)
     if isinstance(points, str):
         return points
     params = {**strategy_params(config.strategy), **config.strategy_params}
@@ -217,6 +225,43 @@ def _typicality_vs_sup(
         "filter kept, and its pick there (star)."
     )
     return name, caption
+
+
+def verdicts(report: Report, runs: list[dict[str, Any]], frame: Any) -> Section:
+    """Each sweep's verdict on the claim its parent run names (``alsys_claim``), on the trial
+    runs under that parent, as the sweep's end computes it (same statistics, same seed)."""
+    from alsys.verdict import CLAIM_TAG, seed_table, verdict_of, verdict_seed
+    from alsys.verdict.ranks import cd_diagram
+
+    section = Section("Verdicts")
+    parents = sorted((r for r in runs if CLAIM_TAG in r["tags"]), key=lambda r: r["name"] or "")
+    if not parents:
+        section.text = (
+            "No verdict: no sweep in this experiment names a claim (the claim: field of its "
+            "YAML; see docs/verdicts.md)."
+        )
+        return section
+    parts = []
+    for index, parent in enumerate(parents):
+        claim, sweep = parent["tags"][CLAIM_TAG], parent["tags"].get("sweep", parent["name"])
+        trials = frame[frame.parent == parent["run_id"]] if len(frame) else frame
+        title = f"{parent['name']}: {claim}"
+        if trials.empty:
+            parts.append(f"<h3>{html.escape(title)}</h3><p>No trial of it has logged a round.</p>")
+            continue
+        rng = np.random.default_rng(verdict_seed(str(sweep)))
+        verdict = verdict_of(claim, seed_table(trials.assign(label=trials.strategy)), rng)
+        parts.append(verdict.html(title))
+        if verdict.diagram is not None:
+            name = f"verdict_cd{'' if index == 0 else index}.png"
+            cd_diagram(verdict.diagram, report.out / name, f"{parent['name']}: {claim}")
+            section.images.append((name, f"Critical-difference diagram of {parent['name']}."))
+    section.text = (
+        "What each sweep was run to test, answered from its trial runs here (docs/verdicts.md "
+        "says how)."
+    )
+    section.table = "".join(parts)
+    return section
 
 
 def optuna_section(report: Report, runs: list[dict[str, Any]]) -> Section | None:
@@ -338,6 +383,7 @@ def build_report(
         if not trials:
             summary += ". It holds no trial runs yet: every section below is empty."
         report.sections += [
+            verdicts(report, runs, frame),
             learning_curves(report, frame),
             dim_heatmaps(report, frame),
             ablation(report, frame),

@@ -5,6 +5,7 @@ page)."""
 from __future__ import annotations
 
 import html
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,7 @@ from alsys.stats import (
     sem,
 )
 from alsys.strategies import ABLATION, DIM_STRATEGIES, RANDOM, TYPICLUST
-
-ALPHA = 0.05
+from alsys.verdict.paired import ALPHA, wilcoxon_min_pairs, wilcoxon_paired
 
 
 def _pyplot() -> Any:
@@ -40,8 +40,10 @@ def trial_frame(runs: list[dict[str, Any]]) -> Any:
     ``strategy`` is the run's configuration as :meth:`alsys.stats.Configuration.describe`
     writes it without its D pair: a trial that selects outside SimCLR, or with other parameters
     than the defaults, is its own line everywhere (``typiclust [pca:32]``, ``supclust
-    temperature=0.25``); ``kind`` is the strategy's name alone. The trials of a search's
-    candidates are left out: the Optuna section shows the search.
+    temperature=0.25``); ``kind`` is the strategy's name alone, ``configuration`` the whole
+    description (with the D pair the trial set), ``params`` the parameters that differ from
+    the defaults (sorted JSON) and ``parent`` the run's parent (its sweep). The trials of a
+    search's candidates are left out: the Optuna section shows the search.
     """
     import pandas as pd
 
@@ -67,7 +69,10 @@ def trial_frame(runs: list[dict[str, Any]]) -> Any:
             rows.append(
                 {
                     "run_id": run["run_id"],
+                    "parent": run.get("parent"),
                     "strategy": key.describe(dims=False),
+                    "configuration": key.describe(),
+                    "params": json.dumps(dict(key.params), sort_keys=True),
                     "kind": key.strategy,
                     "space": key.space,
                     "dataset": key.dataset,
@@ -153,16 +158,16 @@ def learning_curves(report: Report, frame: Any) -> Section:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     name = report.figure(fig, "learning_curves.png")
-    varied = data.groupby("strategy")[["d_clst", "d_typ"]].first()
-    section.images.append(
-        (
-            name,
-            f"Mean ± standard error {over_seeds(data)}; SSL solid, FSL dashed. Strategies run at "
-            "several "
-            "dimensions are drawn at their largest: "
-            + ", ".join(f"{s} {r.d_clst}/{r.d_typ}" for s, r in varied.iterrows()),
-        )
-    )
+    caption = f"Mean ± standard error {over_seeds(data)}; SSL solid, FSL dashed."
+    # Only strategies that ran at several D pairs: one without a D (Random, Coreset) runs at none.
+    several = [
+        s for s, g in frame.groupby("strategy") if len(set(zip(g.d_clst, g.d_typ, strict=True))) > 1
+    ]
+    if several:
+        drawn = data[data.strategy.isin(several)].groupby("strategy")[["d_clst", "d_typ"]].first()
+        caption += " Strategies run at several dimensions are drawn at their largest: "
+        caption += ", ".join(f"{s} {r.d_clst}/{r.d_typ}" for s, r in drawn.iterrows()) + "."
+    section.images.append((name, caption))
     return section
 
 
@@ -378,9 +383,8 @@ def ablation(report: Report, frame: Any) -> Section:
 
 
 def statistics(frame: Any) -> Section:
-    """Each strategy against Random and TypiClust: AUC paired by seed, Wilcoxon signed-rank."""
-    from scipy.stats import wilcoxon
-
+    """Each strategy against Random and TypiClust: AUC paired by seed, Wilcoxon signed-rank
+    (the verdicts' test, alsys.verdict.paired)."""
     section = Section("Statistics")
     if frame.empty:
         section.text = "No finished rounds: no statistics."
@@ -402,12 +406,12 @@ def statistics(frame: Any) -> Section:
                 if len(diff) < 2 or np.allclose(diff, 0):
                     p, verdict = math.nan, "too few seeds" if len(diff) < 2 else "identical"
                 else:
-                    p = float(wilcoxon(a, b).pvalue)
+                    p = wilcoxon_paired(a.to_numpy(), b.to_numpy()).p
                     if p < ALPHA:
                         verdict = "better" if diff.mean() > 0 else "worse"
                     else:
                         verdict = "within the noise"
-                        if len(diff) < 6:
+                        if len(diff) < wilcoxon_min_pairs():
                             verdict += f" ({len(diff)} seeds cannot reach p < {ALPHA})"
                 rows.append(["/".join(key), strategy, baseline, len(diff), diff.mean(), p, verdict])
     if not rows:

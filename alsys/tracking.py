@@ -14,9 +14,9 @@ every Tune trial alike):
 
 A sweep has a parent run (:func:`open_sweep_run`) holding, per configuration, the mean and s.e.
 of balanced accuracy per round (:func:`log_curves`), closed as failed with the error when the
-sweep fails (:func:`fail_run`). A search's candidates are child runs of their own
-(:class:`CandidateRun`), each the parent of its trials' runs; a sweep's figures
-(:func:`log_figures`) are a run of their own.
+sweep fails (:func:`fail_run`), and its verdict on its claim (:func:`log_verdict`). A
+search's candidates are child runs of their own (:class:`CandidateRun`), each the parent of
+its trials' runs; a sweep's figures (:func:`log_figures`) are a run of their own.
 
 The default tracking URI is a SQLite file at an absolute path under the working directory
 (``sqlite:////abs/path/mlflow.db``), so it survives Ray's per-trial working directories; an
@@ -388,6 +388,16 @@ def log_figures(tracking_uri: str, experiment: str, paths: list[Path], tags: dic
         with_retries(client.log_artifact, run.info.run_id, str(path), "figures")
     with_retries(client.set_terminated, run.info.run_id)
     return str(run.info.run_id)
+
+
+def log_verdict(tracking_uri: str, run_id: str, paths: list[Path], tags: dict[str, str]) -> None:
+    """A sweep's verdict on its parent run: ``paths`` as artifacts under ``verdict/`` and
+    ``tags`` (the claim, the outcome in short; cut to MLflow's tag length)."""
+    client = client_for(tracking_uri)
+    for path in paths:
+        with_retries(client.log_artifact, run_id, str(path), "verdict")
+    for key, value in tags.items():
+        with_retries(client.set_tag, run_id, key, value[:5000])
 
 
 def experiment_id(tracking_uri: str, experiment: str) -> str | None:

@@ -9,6 +9,15 @@ trial's rounds as a second CSV, and the learning curves as a PNG.
     .venv/bin/python benchmarks/replication.py                 # the whole grid
     .venv/bin/python benchmarks/replication.py --seeds 3 --strategies random,typiclust,supclust
     .venv/bin/python benchmarks/replication.py --strategies "uherding;uherding:temperature=1.0"
+    .venv/bin/python benchmarks/replication.py --datasets digits --budgets tiny \
+        --strategies random,typiclust,supclust --seeds 10 --embed-seeds 0 1 2
+
+``--embed-seeds`` makes the embedding's training a factor: one SimCLR training per embedding
+seed (each stored apart), every selection seed on each. The tables are then over every
+(training, seed) pair, and a second part splits each row's spread into the representation's
+share (between trainings) and the selection's (between seeds within a training), with the
+Wilcoxon test against TypiClust per training: a claim holds across trainings only if it holds
+on each.
 
 A strategy may carry parameters as ``name:param=value,param=value`` (a row of its own, e.g. the
 ablation of UHerding's fitted temperature); the default grid is every registered strategy with
@@ -58,13 +67,15 @@ def _one_thread() -> None:
     threadpool_limits(1)
 
 
-_DATA: dict[tuple[str, str, bool], Any] = {}
+_DATA: dict[tuple[str, str, bool, int], Any] = {}
+# (dataset, budget, strategy row, space, seed, episodes, embed seed, embed epochs)
+Cell = tuple[str, str, str, str, int, int, int, int | None]
 
 
-def _config(cell: tuple[str, str, str, str, int, int]) -> Any:
+def _config(cell: Cell) -> Any:
     from alsys.config import TrialConfig
 
-    dataset, budget, row, space, seed, episodes = cell
+    dataset, budget, row, space, seed, episodes, embed_seed, embed_epochs = cell
     strategy, params = split_row(row)
     if strategy == "batchbald":
         params = {"max_candidates": BATCHBALD_MAX_CANDIDATES, **params}
@@ -76,19 +87,26 @@ def _config(cell: tuple[str, str, str, str, int, int]) -> Any:
         episodes=episodes,
         space=space,
         strategy_params=params,
+        embed_seed=embed_seed,
+        embed_epochs=embed_epochs,
     )
+
+
+def _key(config: Any) -> tuple[str, str, bool, int]:
+    """What a trial's data depends on: its dataset, space, HVAE scores and embedding seed."""
+    return (config.dataset, config.space, config.strategy == "ood_llr", config.embed_seed)
 
 
 def _prepare(config: Any) -> Any:
     from alsys.loop import prepare_data
 
-    key = (config.dataset, config.space, config.strategy == "ood_llr")
+    key = _key(config)
     if key not in _DATA:
         _DATA[key] = prepare_data(config)
     return _DATA[key]
 
 
-def run_cell(cell: tuple[str, str, str, str, int, int]) -> dict[str, Any]:
+def run_cell(cell: Cell) -> dict[str, Any]:
     """One trial; its per-round balanced accuracy and its selection time."""
     from alsys.loop import run_trial
 
@@ -128,7 +146,18 @@ def main() -> None:
     parser.add_argument("--budgets", default="tiny,small")
     parser.add_argument("--strategies", default=";".join([*REGISTRY, *ABLATIONS]))
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--embed-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="embedding training seeds (each a SimCLR training of its own); several make the "
+        "representation a factor",
+    )
     parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument(
+        "--embed-epochs", type=int, help="SimCLR epochs (default: the dataset's preset)"
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default="benchmarks/out/replication")
     args = parser.parse_args()
@@ -140,17 +169,18 @@ def main() -> None:
         (s, space) for space, names in BASELINE_SPACES.items() for s in names if s in strategies
     ]
     cells = [
-        (dataset, budget, strategy, space, seed, args.episodes)
+        (dataset, budget, strategy, space, seed, args.episodes, embed_seed, args.embed_epochs)
         for dataset in datasets
         for budget in budgets
         for strategy, space in rows_of
+        for embed_seed in args.embed_seeds
         for seed in range(args.seeds)
     ]
     # Embeddings and HVAEs once, before the workers start (each would otherwise wait on them).
     start = time.perf_counter()
     for cell in cells:
         config = _config(cell)
-        if (config.dataset, config.space, config.strategy == "ood_llr") not in _DATA:
+        if _key(config) not in _DATA:
             _prepare(config)
     prepare_seconds = time.perf_counter() - start
     _DATA.clear()
@@ -171,20 +201,25 @@ def main() -> None:
             results.append(result)
     trial_seconds = time.perf_counter() - start
 
-    by_row: dict[tuple[str, str, str, str], dict[int, list[float]]] = defaultdict(dict)
+    # Per row, per (embedding seed, selection seed): the pairs every test pairs on.
+    by_row: dict[tuple[str, str, str, str], dict[tuple[int, int], list[float]]] = defaultdict(dict)
     select_time: dict[str, list[float]] = defaultdict(list)
     for r in results:
-        dataset, budget, strategy, space, seed, _ = r["cell"]
-        by_row[(dataset, budget, strategy, space)][seed] = r["balanced_accuracy"]
+        dataset, budget, strategy, space, seed, _, embed_seed, _ = r["cell"]
+        by_row[(dataset, budget, strategy, space)][(embed_seed, seed)] = r["balanced_accuracy"]
         if (dataset, budget, space) == (datasets[0], budgets[0], "simclr"):
             select_time[strategy].extend(r["selection_seconds"][1:])  # rounds with a model
     with (out / "trials.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["dataset", "budget", "strategy", "space", "seed", "round", "bal_acc"])
+        writer.writerow(
+            ["dataset", "budget", "strategy", "space", "embed_seed", "seed", "round", "bal_acc"]
+        )
         for (dataset, budget, strategy, space), seeds in sorted(by_row.items()):
-            for seed, curve in sorted(seeds.items()):
+            for (embed_seed, seed), curve in sorted(seeds.items()):
                 for round_index, value in enumerate(curve, start=1):
-                    writer.writerow([dataset, budget, strategy, space, seed, round_index, value])
+                    writer.writerow(
+                        [dataset, budget, strategy, space, embed_seed, seed, round_index, value]
+                    )
 
     table = []
     for dataset in datasets:
@@ -237,9 +272,11 @@ def main() -> None:
                 + [f"{row['mean']:.4f}", f"{row['se']:.4f}", row["vs_random"], row["vs_typiclust"]]
             )
 
+    trainings = len(args.embed_seeds)
+    over = f"{args.seeds} seeds" + (f" x {trainings} embedding trainings" if trainings > 1 else "")
     print(
-        f"digits replication: SSL, {args.seeds} seeds, {episodes} rounds, balanced accuracy "
-        f"(mean ± s.e. over seeds); Wilcoxon: paired over seeds on the mean over rounds, "
+        f"digits replication: SSL, {over}, {episodes} rounds, balanced accuracy "
+        f"(mean ± s.e. over all pairs); Wilcoxon: paired over seeds on the mean over rounds, "
         f"two-sided, sign = this row minus the other"
     )
     print(f"BatchBALD pre-filter: max_candidates={BATCHBALD_MAX_CANDIDATES} (top BALD points)")
@@ -279,12 +316,83 @@ def main() -> None:
         "  "
         + ", ".join(f"{s} {np.median(v):.3f}" for s, v in sorted(select_time.items()) if len(v))
     )
+    if trainings > 1:
+        _representation(by_row, datasets, budgets, rows_of, out / "variance.csv")
     _plot(table, datasets, budgets, out / "learning_curves.png")
     print(
         f"\nembeddings/HVAEs {prepare_seconds:.0f} s (0 when stored), {len(cells)} trials "
         f"{trial_seconds:.0f} s on {args.workers} workers"
     )
     print(f"wrote {out / 'summary.csv'}, {out / 'trials.csv'}, {out / 'learning_curves.png'}")
+
+
+VARIANCE_COLUMNS = (
+    "dataset",
+    "budget",
+    "strategy",
+    "mean_per_training",
+    "var_representation",
+    "var_selection",
+    "representation_share",
+    "vs_typiclust_per_training",
+    "vs_typiclust_across",
+)
+
+
+def _representation(
+    by_row: dict[tuple[str, str, str, str], dict[tuple[int, int], list[float]]],
+    datasets: list[str],
+    budgets: list[str],
+    rows_of: list[tuple[str, str]],
+    path: Path,
+) -> None:
+    """Per row: its mean per embedding training, the variance split into the representation's
+    and the selection's part (alsys.verdict.anova.variance_split), and against TypiClust per
+    training (Wilcoxon over the selection seeds): whether the sign holds across trainings."""
+    from alsys.verdict.anova import variance_split
+
+    print("\nrepresentation vs selection: the spread of the mean over rounds, split")
+    lines = []
+    for dataset in datasets:
+        for budget in budgets:
+            print(f"\n{dataset}, {budget} budget")
+            print(f"{'strategy':<22} {'per training':>28} {'rep. share':>10}   {'vs typiclust'}")
+            base = by_row.get((dataset, budget, "typiclust", "simclr"))
+            for strategy, space in rows_of:
+                pairs = by_row[(dataset, budget, strategy, space)]
+                embeds = sorted({e for e, _ in pairs})
+                seeds = sorted({s for _, s in pairs})
+                values = np.array([[np.mean(pairs[(e, s)]) for s in seeds] for e in embeds])
+                split = variance_split(values)
+                signs = []
+                for i, e in enumerate(embeds):
+                    if base is None or (strategy, space) == ("typiclust", "simclr"):
+                        break
+                    other = np.array([np.mean(base[(e, s)]) for s in seeds])
+                    signs.append(_wilcoxon(values[i], other))
+                name = strategy if space == "simclr" else f"{strategy} [{space}]"
+                means = " ".join(f"{m:.3f}" for m in values.mean(axis=1))
+                held = _held(signs)
+                print(f"{name:<22} {means:>28} {split.share:>10.2f}   {held}")
+                row = (split.representation, split.selection, split.share, "; ".join(signs))
+                lines.append([dataset, budget, name, means, *row, held])
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(VARIANCE_COLUMNS)
+        writer.writerows(lines)
+    print(f"wrote {path}")
+
+
+def _held(signs: list[str]) -> str:
+    """Whether a difference to TypiClust holds on every training: its sign with p < 0.05 on
+    each, or not."""
+    if not signs:
+        return ""
+    significant = [s for s in signs if s != "same" and float(s.split("p=")[1]) < 0.05]
+    same_sign = len({s[0] for s in significant}) == 1
+    if len(significant) == len(signs) and same_sign:
+        return f"{signs[0][0]} on every training"
+    return "not on every training: " + ", ".join(signs)
 
 
 def _plot(table: list[dict[str, Any]], datasets: list[str], budgets: list[str], path: Path) -> None:

@@ -30,7 +30,9 @@ from alsys.errors import InputError
 from alsys.stats import mean_sem_text, params_label
 from alsys.sweep.cli import STOPS, run_sweep, stopped_line, sweep_parser
 from alsys.sweep.collect import configuration_means
+from alsys.sweep.conclude import conclude
 from alsys.sweep.spec import Candidates, Sweep, SweepSpec, read_yaml
+from alsys.verdict.claims import SEARCH_CLAIMS, check_claim
 
 DEFAULT_CONFIG = Path(__file__).with_suffix(".yaml")
 TUNED = ("temperature", "typ_ratio")
@@ -52,6 +54,7 @@ class TuningSpec:
     sampler_seed: int
     early_stop: bool
     resources: dict[str, float]
+    claim: str | None = None  # what the held-out sweep's end judges (alsys.verdict)
 
     def sweep(self, name: str) -> Sweep:
         """The search as a sweep: each candidate runs ``base`` on every tuning seed."""
@@ -73,6 +76,7 @@ class TuningSpec:
             fixed={"episodes": base.episodes, "embed_epochs": base.embed_epochs},
             strategy_params={"supclust": [dict(tuned), {}]},
             resources=self.resources,
+            claim=self.claim,
         )
 
 
@@ -134,12 +138,13 @@ KNOWN = {
     "sampler_seed",
     "early_stop",
     "resources",
+    "claim",
 }
 
 
-def load_tuning_spec(path: str | Path, smoke: bool = False) -> TuningSpec:
+def load_tuning_spec(path: str | Path, smoke: bool = False, full: bool = False) -> TuningSpec:
     file = Path(path)
-    raw = read_yaml(path, smoke, KNOWN)
+    raw = read_yaml(path, smoke, KNOWN, full)
     search = raw.get("search", {})
     ranges = {}
     for name in TUNED:
@@ -181,6 +186,7 @@ def load_tuning_spec(path: str | Path, smoke: bool = False) -> TuningSpec:
         sampler_seed=int(raw.get("sampler_seed", 0)),
         early_stop=bool(raw.get("early_stop", False)),
         resources=raw.get("resources", {"cpu": 1, "gpu": 0.25}),
+        claim=check_claim(raw.get("claim"), f"{file.name}: claim", SEARCH_CLAIMS),
     )
 
 
@@ -272,8 +278,8 @@ def tune_main(default_config: Path = DEFAULT_CONFIG, argv: list[str] | None = No
     )
     args = parser.parse_args(argv)
     try:
-        tuning = load_tuning_spec(args.config, smoke=args.smoke)
-        name = tuning.name + ("_smoke" if args.smoke else "")
+        tuning = load_tuning_spec(args.config, smoke=args.smoke, full=args.full)
+        name = tuning.name + ("_smoke" if args.smoke else "_full" if args.full else "")
         journal = Path(args.storage_path).resolve() / name / "optuna_journal.log"
         journal.parent.mkdir(parents=True, exist_ok=True)
         if args.resume:
@@ -303,6 +309,8 @@ def tune_main(default_config: Path = DEFAULT_CONFIG, argv: list[str] | None = No
         print(line, file=sys.stderr)
         return code
     print("\n" + holdout_text(held.rows, tuning, tuned, searched.best[1]))
+    folder = Path(args.storage_path).resolve() / holdout.name
+    conclude(holdout, held, folder, str(where["tracking_uri"]))
     return 1 if searched.errors or held.errors else 0
 
 

@@ -72,6 +72,12 @@ def test_report_shows_every_plot_in_a_browser(smoke_sweep: Path, tmp_path: Path)
     assert len(sizes) == 6 and all(int(w) > 100 and int(h) > 100 for w, h in sizes)
     for title in ("Learning curves", "D_clst x D_typ", "Ablation", "Statistics", "One run"):
         assert f"<h2>{title}" in page
+    # It opens with the sweep's verdict on its claim: one seed cannot tell.
+    assert page.index("<h2>Verdicts") < page.index("<h2>Learning curves")
+    assert "sweep-dim_grid_smoke: d_typ_over_d_clst" in page
+    assert "typiclust, digits/tiny/ssl</b>: not enough seeds to tell" in page
+    # Only the strategies run at several D pairs are named as drawn at their largest.
+    assert "drawn at their largest: supclust 16/16, typiclust 16/16." in page
     assert "9 trial runs (9 finished)" in page  # the 2 x 2 x 2 grid and Random
     assert "too few seeds" in page  # one seed: the statistics say so rather than guess
     assert "None: all 9 trial runs finished." in page
@@ -335,3 +341,31 @@ def test_mlflow_chart_view_of_the_sweep_draws_its_learning_curves(
     assert "Model metrics (0)" not in page
     assert shown, "the chart view lists the sweep's curves"
     browser.screenshot(charts, "mlflow_charts.png", budget_ms=20000, size="1600,1400")
+
+
+@pytest.mark.integration
+def test_report_of_strategies_without_dimensions_or_records_says_only_what_is_true(
+    tmp_path: Path,
+) -> None:
+    """Random, Margin, Entropy and Coreset, one real trial each: none uses a D_clst or D_typ,
+    and none records typicality or SUP, so the report says neither that they were drawn at a
+    dimension nor that their runs predate the records."""
+    from alsys.config import TrialConfig
+    from alsys.embed.store import EmbeddingStore
+    from alsys.loop import prepare_data
+    from alsys.report import build_report
+    from alsys.runner import tracked_trial
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = EmbeddingStore(tmp_path / "store")
+    for strategy in ("random", "margin", "entropy", "coreset"):
+        config = TrialConfig(strategy=strategy, episodes=2, embed_epochs=3)
+        tracked_trial(config, prepare_data(config, store), uri, "no_dims")
+    page = build_report("no_dims", tmp_path / "r", uri, store=str(tmp_path / "store")).read_text()
+    assert "4 trial runs (4 finished)" in page
+    assert "at several dimensions" not in page and "512/512" not in page
+    assert "One run: coreset-digits-tiny-ssl-s0" in page
+    assert "Typicality vs SUP is not drawn: coreset computes neither" in page
+    assert "before records were kept" not in page
+    assert page.index("<h2>Verdicts") < page.index("<h2>Learning curves")
+    assert "No verdict: no sweep in this experiment names a claim" in page

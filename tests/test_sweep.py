@@ -148,6 +148,10 @@ def test_summary_of_the_other_sweeps_is_one_line_per_configuration(name: str) ->
         ("fsl: {backbone: vgg}", "bad.yaml: fsl.backbone"),
         ("embed_epochs: 0", "bad.yaml: embed_epochs"),
         ("spaces: [pca:032]", "bad.yaml: space"),
+        # The claim the sweep's end judges (alsys.verdict; tests/test_verdict.py has the rest):
+        ("claim: nope", "bad.yaml: claim: unknown claim 'nope'; valid: d_typ_over_d_clst"),
+        ("claim: tuned_beats_default", "bad.yaml: claim: tuned_beats_default is not a claim"),
+        ("d_typ: [16]", "bad.yaml: claim: d_typ_over_d_clst needs a d_typ axis"),
     ],
 )
 def test_bad_sweep_configs_fail_naming_the_field(tmp_path: Path, line: str, field: str) -> None:
@@ -200,8 +204,14 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
             f"--out report/dim_grid_smoke --store {store}"
         ) in out
         assert f"mlflow ui --backend-store-uri {uri}" in out
-        assert "d_clst" not in out and " sem" not in out, "the long table is in the CSV only"
-        assert out.rstrip().splitlines()[-1].startswith("  mlflow ui ")
+        summary = out.split("\nVerdict on the claim")[0]  # the verdict names its claim
+        assert "d_clst" not in summary and " sem" not in out, "the long table is in the CSV only"
+        # Then its verdict on its claim (docs/verdicts.md), last: one seed cannot tell.
+        assert out.index("  mlflow ui ") < out.index("Verdict on the claim 'd_typ_over_d_clst'")
+        assert "typiclust, digits/tiny/ssl: not enough seeds to tell" in out
+        verdict = tmp_path / "ray" / "dim_grid_smoke" / "verdict.md"
+        assert out.rstrip().splitlines()[-1].startswith(f"Verdict in full: {verdict} ")
+        assert "because one seed leaves no error within a grid point" in verdict.read_text()
         import pandas as pd
 
         table = pd.read_csv(csv)
@@ -228,6 +238,10 @@ def test_dim_grid_smoke_logs_every_trial_once_and_resume_reruns_nothing(
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.info.run_name == "sweep-dim_grid_smoke"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["alsys_claim"] == "d_typ_over_d_clst"
+    assert parents[0].data.tags["alsys_verdict"].startswith("typiclust, digits/tiny/ssl: not")
+    logged = {a.path for a in client.list_artifacts(parents[0].info.run_id, "verdict")}
+    assert "verdict/verdict.md" in logged and "verdict/verdict_anova.csv" in logged
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == 9 == len(runs) - 1
     assert len({r.info.run_name for r in children}) == 9
@@ -256,6 +270,10 @@ def test_main_results_smoke_runs_the_frontier_strategies_on_ray_and_logs_each_tr
         ray.shutdown()
     printed = capsys.readouterr()
     assert "trials 18/18 done, 0 failed, 0 retried" in printed.err
+    # Its verdict: the strategies ranked over its two cells (SSL, FSL), with their CD diagram.
+    assert "Verdict on the claim 'ranking'" in printed.out
+    assert "all strategies: over 2 blocks (cells (dataset/budget/setting)" in printed.out
+    assert (tmp_path / "ray" / "main_results_smoke" / "verdict_cd.png").stat().st_size > 10_000
     frontier = ("badge", "maxherding", "uherding", "tcm", "supclust_la")
     for strategy in frontier:  # a line each, SSL and FSL columns, a number in each
         assert re.search(
@@ -316,6 +334,10 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
     assert re.search(r"\nsupclust default: temperature=1 typ_ratio=0\.1 +0\.\d{3} ± ", held_out)
     assert re.search(r"\ntypiclust +0\.\d{3} ± 0\.\d{3} +2\n", held_out)
     assert "not a result" in held_out
+    # Then the verdict on the claim, paired over the 2 held-out seeds.
+    assert "Verdict on the claim 'tuned_beats_default'" in held_out
+    assert "over 2 held-out seeds" in held_out
+    assert (tmp_path / "ray" / "tune_supclust_smoke_holdout" / "verdict.md").is_file()
     from mlflow import MlflowClient
 
     from tests.sweep_scripts import load_tuning_spec
@@ -326,6 +348,7 @@ def test_tune_supclust_smoke_prints_best_parameters_and_stores_the_study(
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if r.info.run_name == "sweep-tune_supclust_smoke_holdout"]
+    assert parent.data.tags["alsys_claim"] == "tuned_beats_default"
     held = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(held) == 3 * 2 and all(r.info.status == "FINISHED" for r in held)
     assert {int(r.data.params["seed"]) for r in held} == set(tuning.holdout_seeds) == {2, 3}

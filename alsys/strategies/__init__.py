@@ -83,11 +83,13 @@ REGISTRY: dict[str, type[Strategy]] = {
 
 
 # The comparisons the thesis draws, by name, for the report: the SUPClust ablation (Fig. 5.3),
-# the strategies of the D_clst x D_typ study (chapter 4) and the baselines every figure has.
+# the strategies of the D_clst x D_typ study (chapter 4), the baselines every figure has, and
+# the thesis's own method (the verdicts of alsys.verdict).
 ABLATION = (SUPClust.name, SUPClustNoSup.name, SUPClustNoTypicality.name, TypiClust.name)
 DIM_STRATEGIES = (TypiClust.name, SUPClust.name, SUPClustNoSup.name, SUPClustNoTypicality.name)
 RANDOM = Random.name
 TYPICLUST = TypiClust.name
+SUPCLUST = SUPClust.name
 
 
 def strategy_params(name: str) -> dict[str, Any]:
@@ -147,6 +149,7 @@ __all__ = [
     "OODLLR",
     "RANDOM",
     "REGISTRY",
+    "SUPCLUST",
     "TCM",
     "TYPICLUST",
     "BatchBALD",

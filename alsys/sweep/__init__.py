@@ -7,6 +7,8 @@
 - ``launch``: the Tuner (a grid of trials, or a search algorithm and a scheduler sampling
   candidates), its callbacks, and interrupts (``trainable`` is what a trial runs);
 - ``collect``: the results table, the summary and the parent run's learning curves;
+- ``conclude``: the verdict on the claim the YAML names (alsys.verdict), printed last, written
+  beside the results and logged to the parent run;
 - ``cli``: the command line every sweep script shares, running the stages in order, and the
   parent run around them, closed as failed on any error.
 

@@ -80,12 +80,13 @@ def closing_parent(tracking_uri: str, run_id: str) -> Iterator[None]:
 @dataclass(frozen=True)
 class SweepResult:
     """A finished sweep: its rows (one per trial and round: the configuration's key, ``seed``,
-    ``baseline``, ``round`` and ``balanced_accuracy``), the trials' errors, and for a search its
-    best candidate (parameters, value)."""
+    ``baseline``, ``round`` and ``balanced_accuracy``), the trials' errors, for a search its
+    best candidate (parameters, value), and its MLflow parent run."""
 
     rows: list[dict[str, Any]]
     errors: list[str]
     best: tuple[dict[str, Any], float] | None = None
+    parent: str = ""
 
 
 def run_sweep(
@@ -106,14 +107,15 @@ def run_sweep(
     from alsys.sweep.prepare import check_tracking, connect_ray, load_datasets
     from alsys.sweep.trainable import Where
     from alsys.tracking import finish_run
+    from alsys.verdict.claims import CLAIM_TAG
 
     datasets = load_datasets(sweep.configs())  # what only the data can check, before anything
     connect_ray()
     check_tracking(tracking_uri)
     where = Where(Path(storage_path).resolve() / sweep.name, tracking_uri, experiment, sweep.name)
-    parent = open_parent_run(
-        sweep.name, tracking_uri, experiment, where.sweep_dir, resume, parent_tags
-    )
+    # The claim on the parent from the start: `alsys report` judges even an unfinished sweep.
+    tags = {**({CLAIM_TAG: sweep.claim} if sweep.claim else {}), **(parent_tags or {})}
+    parent = open_parent_run(sweep.name, tracking_uri, experiment, where.sweep_dir, resume, tags)
     with closing_parent(tracking_uri, parent):
         result = _stages(
             sweep, where, datasets, parent, store_root, resume, interrupt or Interrupt(), search
@@ -188,7 +190,7 @@ def _stages(
     # (Tune keeps them with its state), so what the parent holds is read again first.
     logged.update(key.rsplit("/", 1)[0] for key in metric_keys(where.tracking_uri, parent))
     log_new(curves(trials, finished_rounds(trials, progress_dir)))
-    return SweepResult(rows, launched.errors, launched.best)
+    return SweepResult(rows, launched.errors, launched.best, parent)
 
 
 def _interrupted(sweep: Sweep, progress_dir: Path, exit_code: int, search: Any) -> SweepInterrupted:
@@ -232,6 +234,9 @@ def sweep_parser(default_config: Path, description: str) -> argparse.ArgumentPar
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default=str(default_config), help="the sweep's YAML space")
     parser.add_argument("--smoke", action="store_true", help="the ~1 minute version")
+    parser.add_argument(
+        "--full", action="store_true", help="the YAML's opt-in full: section (the thesis's axis)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     parser.add_argument(
         "--storage-path",
@@ -274,8 +279,9 @@ def sweep_main(
     add_arguments: Callable[[Any], None] | None = None,
 ) -> int:
     """The command line every sweep script shares; ``after`` runs once the sweep succeeded
-    (e.g. sweeps/hvae.py draws its figures then)."""
+    (e.g. sweeps/hvae.py draws its figures then). The sweep ends with its verdict."""
     from alsys.sweep.collect import print_results
+    from alsys.sweep.conclude import conclude
     from alsys.tracking import resolve_tracking_uri
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -284,9 +290,9 @@ def sweep_main(
         add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        sweep = load_sweep(args.config, smoke=args.smoke)
-        if args.smoke:
-            sweep = sweep.renamed(sweep.name + "_smoke")
+        sweep = load_sweep(args.config, smoke=args.smoke, full=args.full)
+        if args.smoke or args.full:
+            sweep = sweep.renamed(sweep.name + ("_smoke" if args.smoke else "_full"))
         tracking_uri = resolve_tracking_uri(args.tracking_uri)
         store_root = str(Path(args.store).resolve()) if args.store else None
         experiment = args.experiment or sweep.name
@@ -304,6 +310,7 @@ def sweep_main(
         return code
     csv = Path(args.storage_path).resolve() / sweep.name / "results.csv"
     print_results(result.rows, csv, tracking_uri, experiment, store_root)
+    conclude(sweep, result, csv.parent, tracking_uri)
     if result.errors:
         return 1
     if after is not None:

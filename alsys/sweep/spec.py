@@ -123,10 +123,13 @@ class SweepSpec:
     # (Inputs.dims). Other trials sweep only the other axes (e.g. random).
     dims_for: tuple[str, ...] | None = None
     baselines: tuple[dict[str, Any], ...] = ()
+    # The claim the sweep tests (alsys.verdict.CLAIMS), checked where the YAML is read.
+    claim: str | None = None
 
     def sweep(self) -> Sweep:
         """The sweep this space runs: every trial expanded and validated, once."""
-        return Sweep(self.name, tuple(self.expand()), self.resources, self.max_failures)
+        trials = tuple(self.expand())
+        return Sweep(self.name, trials, self.resources, self.max_failures, claim=self.claim)
 
     def expand(self) -> list[Trial]:
         """Every trial, once: the grid, then the baselines. A baseline that is also a grid
@@ -282,8 +285,9 @@ class SweepSpec:
         return spaces
 
 
-def read_yaml(path: str | Path, smoke: bool, known: set[str]) -> dict[str, Any]:
-    """A sweep YAML as a dict, its ``smoke:`` section overlaid when asked; unknown fields fail."""
+def read_yaml(path: str | Path, smoke: bool, known: set[str], full: bool = False) -> dict[str, Any]:
+    """A sweep YAML as a dict, its ``smoke:`` (a ~1 minute version) or ``full:`` section (the
+    thesis's whole axis, opt-in) overlaid when asked; unknown fields fail."""
     import yaml
 
     file = Path(path)
@@ -298,9 +302,17 @@ def read_yaml(path: str | Path, smoke: bool, known: set[str]) -> dict[str, Any]:
         raise InputError("--config", f"{path} is not valid YAML{at}: {problem}") from None
     if not isinstance(raw, dict):
         raise InputError("--config", f"{path} must hold a mapping")
-    smoke_overrides = raw.pop("smoke", {}) or {}
-    if smoke:
-        raw.update(smoke_overrides)
+    if smoke and full:
+        raise InputError("--full", "give --smoke or --full, not both")
+    sections = {name: raw.pop(name, None) for name in ("smoke", "full")}
+    chosen = "smoke" if smoke else "full" if full else None
+    if chosen is not None:
+        overrides = sections[chosen]
+        if chosen == "full" and overrides is None:
+            raise InputError("--full", f"{file.name} has no full: section")
+        if overrides is not None and not isinstance(overrides, dict):
+            raise InputError(f"{file.name}: {chosen}", "must be a mapping of fields to override")
+        raw.update(overrides or {})
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(
@@ -309,9 +321,9 @@ def read_yaml(path: str | Path, smoke: bool, known: set[str]) -> dict[str, Any]:
     return raw
 
 
-def read_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
+def read_spec(path: str | Path, smoke: bool = False, full: bool = False) -> SweepSpec:
     """A sweep YAML as its space, not yet expanded; ``smoke`` overlays its ``smoke:`` section
-    (a ~1 minute version)."""
+    (a ~1 minute version), ``full`` its ``full:`` section."""
     file = Path(path)
     known = {
         "name",
@@ -320,11 +332,12 @@ def read_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
         "resources",
         "max_failures",
         "baselines",
+        "claim",
         *AXES,
         *PLURALS.values(),
         *SCALARS,
     }
-    raw = read_yaml(path, smoke, known)
+    raw = read_yaml(path, smoke, known, full)
     baselines = raw.get("baselines") or []
     if not isinstance(baselines, list):
         raise InputError(f"{file.name}: baselines", "must be a list of {strategy, d_clst, d_typ}")
@@ -336,6 +349,7 @@ def read_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
         axes[axis] = list(value) if isinstance(value, list) else [value]
     if "strategy" not in axes:
         raise InputError(f"{file.name}: strategies", "a sweep needs at least one strategy")
+    claim = _claim(raw.get("claim"), f"{file.name}: claim", axes, baselines)
     return SweepSpec(
         name=str(raw.get("name", file.stem)),
         axes=axes,
@@ -345,13 +359,25 @@ def read_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
         resources=raw.get("resources", {"cpu": 1, "gpu": 0.25}),
         max_failures=int(raw.get("max_failures", 2)),
         baselines=tuple(baselines),
+        claim=claim,
     )
 
 
-def load_sweep(path: str | Path, smoke: bool = False) -> Sweep:
+def _claim(value: Any, field: str, axes: dict[str, list[Any]], baselines: list[Any]) -> str | None:
+    """The YAML's ``claim:``, checked once here: a claim a grid sweep can test, and one its
+    axes can answer (alsys.verdict.claims holds both rules)."""
+    from alsys.strategies import TYPICLUST
+    from alsys.verdict.claims import GRID_CLAIMS, check_claim, check_grid_claim
+
+    claim = check_claim(value, field, GRID_CLAIMS)
+    check_grid_claim(claim, field, axes, baselines, TYPICLUST)
+    return claim
+
+
+def load_sweep(path: str | Path, smoke: bool = False, full: bool = False) -> Sweep:
     """The sweep a YAML gives: read, expanded and validated once, before anything runs; an
     error names the file and the field."""
-    spec = read_spec(path, smoke)
+    spec = read_spec(path, smoke, full)
     try:
         return spec.sweep()
     except InputError as error:
@@ -365,6 +391,7 @@ class Sweep:
 
     ``candidates`` makes it a search: Tune's search algorithm samples strategy parameters and
     each sample (a candidate) runs on :class:`Candidates`'s seeds; ``trials`` are then empty.
+    ``claim`` is what its end judges (alsys.verdict), None for none.
     """
 
     name: str
@@ -372,6 +399,7 @@ class Sweep:
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1, "gpu": 0.25})
     max_failures: int = 2
     candidates: Candidates | None = None
+    claim: str | None = None
 
     def renamed(self, name: str) -> Sweep:
         return replace(self, name=name)
