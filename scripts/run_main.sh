@@ -3,7 +3,7 @@
 # The main job is the D_clst x D_typ sweep (thesis chapter 4) on its embedded default: digits
 # (1,797 real 8x8 images that ship with scikit-learn), SSL, tiny budget, dimensions up to 64,
 # 3 seeds = 96 grid trials + Random per seed = 99 trials on a local Ray, logged to MLflow in
-# ./mlflow.db (about 2 minutes on 2 cores, SimCLR's one-off training included).
+# ./mlflow.db (2-4 minutes on 2 cores by the machine, SimCLR's one-off training included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/alsys ]; then
