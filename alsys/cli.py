@@ -19,7 +19,7 @@ from alsys.data.imagefolder import DEFAULT_IMAGE_SIZE
 from alsys.embed.encoders import ENCODER_NAMES
 from alsys.errors import InputError
 from alsys.select import run_select
-from alsys.select.common import FORMATS, parse_param
+from alsys.select.common import FORMATS, check_seed, parse_param
 
 EXIT_INPUT = 2
 EXIT_INTERNAL = 1
@@ -63,8 +63,7 @@ def run_embed(args: argparse.Namespace) -> int:
     from alsys.embed.store import EmbeddingStore
 
     dims = parse_dims(args.dims)
-    if args.seed < 0:
-        raise InputError("--seed", f"must be a non-negative integer, got {args.seed}")
+    check_seed(args)
     if args.epochs is not None and args.epochs < 1:
         raise InputError("--epochs", f"must be at least 1, got {args.epochs}")
     store = EmbeddingStore(args.store)
