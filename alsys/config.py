@@ -293,10 +293,11 @@ class TrialConfig:
         """Readable and unique in a sweep: ``supclust-digits-tiny-ssl-s0-c32-t64``, plus the
         parameters the strategy declares as part of every name (``Inputs.name_params``) and those
         set to other values than the defaults (:meth:`alsys.stats.Configuration.name`)."""
-        return self.configuration().name(self.seed)
+        return self.configuration().name(self.seed, self.embed_seed)
 
     def configuration(self) -> Configuration:
-        """The trials a mean over seeds is taken over: this one's, but for the seed."""
+        """The trials a mean over seeds is taken over: this one's, but for the seed and the
+        SimCLR training (``embed_seed``): both are replicates of one configuration."""
         return Configuration.of(self)
 
     def score_source(self) -> tuple[str, int] | None:

@@ -78,6 +78,7 @@ def trial_frame(runs: list[dict[str, Any]]) -> Any:
                     "dataset": key.dataset,
                     "budget": key.budget,
                     "setting": key.setting,
+                    "embed_seed": param_value(params.get("embed_seed")) or 0,
                     "seed": param_value(params.get("seed")),
                     "d_clst": int(dims[0]),
                     "d_typ": int(dims[1]),

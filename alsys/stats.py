@@ -131,12 +131,14 @@ class Configuration:
             "setting": self.setting,
         }
 
-    def name(self, seed: int | None = None) -> str:
-        """``supclust-digits-tiny-ssl[-s0]-c16-t16[-<space>][-<named params>][-<params>]``: the
-        trial's run name (``TrialConfig.run_name``) and the parameters that differ from the
-        defaults; without ``seed``, the configuration's own name."""
+    def name(self, seed: int | None = None, embed_seed: int = 0) -> str:
+        """``supclust-digits-tiny-ssl[-e1][-s0]-c16-t16[-<space>][-<named params>][-<params>]``:
+        the trial's run name (``TrialConfig.run_name``; ``-e<n>`` for a SimCLR training other
+        than the default 0) and the parameters that differ from the defaults; without ``seed``,
+        the configuration's own name (over every seed and training)."""
         name = f"{self.strategy}-{self.dataset}-{self.budget}-{self.setting}"
-        name += "" if seed is None else f"-s{seed}"
+        if seed is not None:
+            name += (f"-e{embed_seed}" if embed_seed else "") + f"-s{seed}"
         if self.d_clst is not None:
             name += f"-c{self.d_clst}-t{self.d_typ}"
         if self.space != "simclr":

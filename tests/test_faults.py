@@ -29,7 +29,7 @@ SWEEP = ROOT / "sweeps" / "dim_grid.py"
 pytestmark = pytest.mark.integration
 
 # Rounds of about a second each (3000 full-batch steps of the linear head), so a kill lands
-# inside a round rather than between trials.
+# inside a round rather than between trials; a test that kills nothing asks for short ones.
 SPEC = """\
 name: {name}
 dataset: digits
@@ -41,7 +41,7 @@ d_clst: [16]
 d_typ: [16]
 episodes: 5
 embed_epochs: 3
-ssl: {{steps: 3000}}
+ssl: {{steps: {steps}}}
 resources: {{cpu: 1}}
 max_failures: 2
 """
@@ -50,10 +50,17 @@ max_failures: 2
 class Sweep:
     """One sweep's files, and its driver started as a user would start it."""
 
-    def __init__(self, tmp: Path, name: str, seeds: list[int], uri: str | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        name: str,
+        seeds: list[int],
+        uri: str | None = None,
+        steps: int = 3000,
+    ) -> None:
         self.tmp, self.name, self.seeds = tmp, name, seeds
         self.config = tmp / f"{name}.yaml"
-        self.config.write_text(SPEC.format(name=name, seeds=seeds))
+        self.config.write_text(SPEC.format(name=name, seeds=seeds, steps=steps))
         self.storage = tmp / "ray"
         self.uri = uri or f"sqlite:///{tmp / 'mlflow.db'}"
         self.log = tmp / "driver.log"
@@ -395,7 +402,7 @@ def test_two_sweeps_at_once_share_the_store_and_the_experiment_safely(tmp_path: 
     for name in ("fault_two_a", "fault_two_b"):
         (tmp_path / name).mkdir()
     sweeps = [
-        Sweep(tmp_path / name, name, seeds, uri=uri)
+        Sweep(tmp_path / name, name, seeds, uri=uri, steps=300)  # the two meet in the store
         for name, seeds in (("fault_two_a", [0, 1]), ("fault_two_b", [2, 3]))
     ]
     try:

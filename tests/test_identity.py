@@ -49,6 +49,36 @@ def test_three_temperature_variants_are_three_trials_with_three_names(tmp_path: 
     assert {t.config.tracked_params()["strategy_params.typ_ratio"] for t in trials} == {0.1}
 
 
+def test_embed_seeds_is_an_axis_crossed_with_the_baselines_and_named_in_each_run(
+    tmp_path: Path,
+) -> None:
+    yaml = TEMPERATURES.replace("seeds: [0]", "seeds: [0, 1]\nembed_seeds: [0, 2]")
+    yaml = yaml.replace(
+        "  supclust: [{temperature: 0.1}, {temperature: 1.0}, {temperature: 10.0}]",
+        "  supclust: {}",
+    )
+    (tmp_path / "t.yaml").write_text(yaml + "baselines: [{strategy: random}]\n")
+    trials = load_sweep(tmp_path / "t.yaml").trials
+    assert sorted(t.name for t in trials) == [
+        "random-digits-tiny-ssl-e2-s0",
+        "random-digits-tiny-ssl-e2-s1",
+        "random-digits-tiny-ssl-s0",
+        "random-digits-tiny-ssl-s1",
+        "supclust-digits-tiny-ssl-e2-s0",
+        "supclust-digits-tiny-ssl-e2-s1",
+        "supclust-digits-tiny-ssl-s0",
+        "supclust-digits-tiny-ssl-s1",
+    ]
+    assert {(t.config.embed_seed, t.config.seed) for t in trials} == {
+        (e, s) for e in (0, 2) for s in (0, 1)
+    }
+    # Training 0 keeps the names runs had before the axis; a configuration spans trainings.
+    assert len({t.configuration for t in trials}) == 2
+    # The one-value form, as the YAMLs wrote it before the axis, is the same trial.
+    (tmp_path / "one.yaml").write_text(TEMPERATURES.replace("seeds: [0]", "seed: 0\nembed_seed: 2"))
+    assert {t.config.embed_seed for t in load_sweep(tmp_path / "one.yaml").trials} == {2}
+
+
 def test_identity_is_a_stable_hash_of_the_validated_config() -> None:
     one = TrialConfig(strategy="supclust", strategy_params={"temperature": 0.5})
     again = TrialConfig.from_dict(one.to_dict())

@@ -386,6 +386,19 @@ def test_no_alsys_module_imports_the_command_line() -> None:
     assert importers == []
 
 
+def test_the_command_line_parses_and_refuses_without_the_heavy_libraries() -> None:
+    """``alsys --help`` and a one-line refusal of bad input import no torch, ray, MLflow or
+    scikit-learn: a user's typo costs a fraction of a second, not the seconds those take."""
+    import subprocess
+
+    code = (
+        "import sys, alsys.cli; "
+        "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_cycle_check_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
 

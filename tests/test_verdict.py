@@ -51,6 +51,7 @@ def seed_row(configuration: str, kind: str, seed: int, auc: float, **fields: Any
         "setting": "ssl",
         "d_clst": None,
         "d_typ": None,
+        "embed_seed": 0,
         "seed": seed,
         "auc": auc,
     }
@@ -293,6 +294,93 @@ def test_variance_split_of_known_trainings() -> None:
     split = variance_split(np.array([[1.0, 3.0], [3.0, 1.0]]))
     assert (split.representation, split.selection, split.share) == (0.0, 2.0, 0.0)
     assert math.isnan(variance_split(np.ones((1, 5))).share), "one training splits nothing"
+
+
+def trainings_table(*grids: tuple[tuple[float, ...], tuple[float, ...], float]) -> pd.DataFrame:
+    """One grid_table per SimCLR training (``embed_seed`` 0, 1, ...): its D_clst effect, its
+    D_typ effect and its offset (what the training moves every trial by); beside it Random,
+    with no D pair (NA, as alsys.verdict.seed_table holds it)."""
+    parts = []
+    for training, (clst, typ, offset) in enumerate(grids):
+        part = grid_table(clst, typ, rng_seed=training)
+        random = [seed_row("random", "random", s, 0.7 + 0.01 * s) for s in range(3)]
+        part = pd.concat([part, pd.DataFrame(random)], ignore_index=True)
+        parts.append(part.assign(embed_seed=training, auc=part.auc + offset))
+    table = pd.concat(parts, ignore_index=True)
+    for column in ("d_clst", "d_typ"):
+        table[column] = table[column].astype("Int64")
+    return table
+
+
+def test_a_verdict_on_several_trainings_says_on_which_it_holds() -> None:
+    # The D_typ effect on training 0, the D_clst effect on training 1: neither answer holds on
+    # both, whatever the pooled one is.
+    verdict = dims_verdict(trainings_table((FLAT, BUMP, 0.0), (BUMP, FLAT, 0.0)))
+    table = {t.name: t for t in verdict.tables}["per_training"]
+    assert table.columns[-3:] == ("training 0", "training 1", "holds on each")
+    assert [row[-3:-1] for row in table.rows] == [("agrees", "disagrees")] * 2
+    assert [row[-1] for row in table.rows] == [False, False]
+    assert "same on every training alone for 0 of 2 subjects" in verdict.notes[-1]
+    assert "(SimCLR training, seed) pair: 2 trainings (embed_seeds 0, 1)" in verdict.notes[-1]
+
+
+def test_a_training_that_moves_every_trial_is_the_representations_share() -> None:
+    # The same D_typ effect on both, training 1 shifted by 0.05: the answer holds on each and
+    # the spread of a configuration is mostly the representation's.
+    verdict = dims_verdict(trainings_table((FLAT, BUMP, 0.0), (FLAT, BUMP, 0.05)))
+    assert [f.outcome for f in verdict.findings] == ["agrees", "agrees"]
+    tables = {t.name: t for t in verdict.tables}
+    assert all(row[-1] is True for row in tables["per_training"].rows)
+    shares = [row[-1] for row in tables["representation"].rows]
+    assert len(shares) == 33 and min(shares) > 0.9, shares  # 0.05^2/2 against noise 0.002^2
+    names = [row[0] for row in tables["representation"].rows]
+    assert names[0] == "random" and "typiclust 8/64" in names, "no D pair: its label alone"
+    assert names.index("typiclust 8/64") < names.index("typiclust 16/8"), "D's in their order"
+    assert {row[2:4] for row in tables["representation"].rows} == {(2, 3)}
+    note = verdict.notes[-1]
+    assert "for 2 of 2 subjects; the representation accounts for a median 100 %" in note
+    one = dims_verdict(trainings_table((FLAT, BUMP, 0.0)))
+    assert "per_training" not in {t.name for t in one.tables}, "one training: no split"
+
+
+def test_the_replicate_is_the_training_and_seed_pair() -> None:
+    from alsys.verdict.representation import replicates
+
+    # Seed 0 of one training is never paired with seed 0 of another: 2 x 3 replicates.
+    both = replicates(trainings_table((FLAT, BUMP, 0.0), (FLAT, BUMP, 0.0)))
+    assert sorted(set(both.seed)) == [f"e{t}/s{s}" for t in (0, 1) for s in (0, 1, 2)]
+    keys = ["configuration", "d_clst", "d_typ", "seed"]
+    assert not both.duplicated(subset=keys).any(), "one row per configuration and replicate"
+    one = trainings_table((FLAT, BUMP, 0.0))
+    assert replicates(one) is one, "one training: the seeds as they are"
+
+
+def test_the_seed_table_keeps_the_training_of_each_trial() -> None:
+    from alsys.stats import Configuration
+    from alsys.verdict import rounds_frame, seed_table
+
+    key = Configuration("random", (), "simclr", None, None, "digits", "tiny", "ssl").fields()
+    rows = [
+        {
+            **key,
+            "embed_seed": training,
+            "seed": seed,
+            "baseline": False,
+            "round": step,
+            "balanced_accuracy": 0.5 + 0.1 * training + 0.01 * step,
+        }
+        for training in (0, 1)
+        for seed in (0, 1)
+        for step in (1, 2)
+    ]
+    table = seed_table(rounds_frame(rows))
+    assert len(table) == 4, "one row per (training, seed), not one per seed"
+    assert sorted(zip(table.embed_seed, table.seed, table.auc.round(3), strict=True)) == [
+        (0, 0, 0.515),
+        (0, 1, 0.515),
+        (1, 0, 0.615),
+        (1, 1, 0.615),
+    ]
 
 
 def test_the_seeds_needed_reach_80_percent_power_in_simulation() -> None:

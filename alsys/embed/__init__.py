@@ -3,7 +3,9 @@
 >>> from alsys.embed import simclr_embeddings
 >>> by_dim = simclr_embeddings("digits", dims=[8, 16, 32])   # {d: Embeddings(train, test, path)}
 
-Imports torch; ``import alsys`` does not import this module.
+``import alsys`` does not import this module, and this module imports torch (with
+:mod:`alsys.embed.simclr`) only when :func:`simclr_embeddings` runs: the CLI, which reads the
+encoder names of :mod:`alsys.embed.encoders`, parses and refuses bad input without it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import numpy as np
 import alsys
 from alsys.config import SIMCLR_DIMENSIONS as DIMENSIONS
 from alsys.data import Dataset, dataset_loader, load_dataset
-from alsys.embed.simclr import embed_images, preset, train_simclr
 from alsys.embed.store import EmbeddingStore
 from alsys.errors import InputError
 
@@ -76,6 +77,8 @@ def simclr_embeddings(
     is computed once per spec and then read from ``store``. ``features`` overrides the preset's
     choice of tensor ("backbone" or "head", see :mod:`alsys.embed.simclr`).
     """
+    from alsys.embed.simclr import embed_images, preset, train_simclr
+
     dims = parse_dims(dims)
     if mode not in MODES:
         raise InputError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")

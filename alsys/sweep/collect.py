@@ -2,8 +2,9 @@
 summary, and the learning curves on the sweep's MLflow parent run.
 
 No Ray here. Rows are one dict per (trial, round): the configuration's key
-(:class:`alsys.stats.Configuration`), ``seed``, ``baseline``, ``round`` and
-``balanced_accuracy``. Every mean, standard error and area under the curve is alsys.stats's.
+(:class:`alsys.stats.Configuration`), ``embed_seed`` and ``seed`` (a replicate),
+``baseline``, ``round`` and ``balanced_accuracy``. Every mean, standard error and area under
+the curve is alsys.stats's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from alsys.sweep.spec import Trial
 
 # The columns of a configuration's key (alsys.stats.Configuration.fields), in table order.
 CONFIG_KEYS = ("strategy", "params", "space", "dataset", "budget", "setting", "d_clst", "d_typ")
+# What tells one trial of a configuration from another: its SimCLR training and its seed.
+REPLICATE = ("embed_seed", "seed")
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:
@@ -60,7 +63,9 @@ def configuration_means(rows: list[dict[str, Any]]) -> Any:
     if frame.empty:
         return frame
     keys = [k for k in (*CONFIG_KEYS, "baseline") if k in frame]
-    per_seed = frame.groupby([*keys, "seed"], sort=False).balanced_accuracy.agg(auc).reset_index()
+    replicate = [k for k in REPLICATE if k in frame]
+    per_seed = frame.groupby([*keys, *replicate], sort=False).balanced_accuracy.agg(auc)
+    per_seed = per_seed.reset_index()
     grouped = per_seed.groupby(keys, sort=False).balanced_accuracy
     table = grouped.agg(["mean", "count", sem]).reset_index()  # sem: NaN for one seed
     return table.rename(columns={"count": "seeds"})
@@ -94,6 +99,9 @@ def summary_text(rows: list[dict[str, Any]]) -> str:
         return "No trial finished a round: nothing to summarise."
     counts = sorted(set(means.seeds))
     seeds = seeds_text(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds"
+    trainings = {row.get("embed_seed", 0) for row in rows}
+    if len(trainings) > 1:  # a replicate is a (training, seed) pair
+        seeds = f"{seeds.replace('seeds', 'runs')}: seeds x {len(trainings)} SimCLR trainings"
     lines = [
         "Mean balanced accuracy over rounds (the area under the learning curve), mean over "
         f"seeds ({seeds} per configuration):"
@@ -139,6 +147,7 @@ def trial_rows(trial: Trial, rounds: list[tuple[int, float]]) -> list[dict[str, 
     config = trial.config
     fields = {
         **config.configuration().fields(),
+        "embed_seed": config.embed_seed,
         "seed": config.seed,
         "baseline": trial.baseline,
     }

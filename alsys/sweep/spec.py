@@ -22,14 +22,23 @@ from typing import Any
 from alsys.config import TrialConfig
 from alsys.errors import InputError
 
-AXES = ("strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ", "space")
+AXES = (
+    "strategy",
+    "dataset",
+    "budget",
+    "setting",
+    "embed_seed",
+    "seed",
+    "d_clst",
+    "d_typ",
+    "space",
+)
 BASELINE_FIELDS = ("strategy", "d_clst", "d_typ")
 SCALARS = (
     "episodes",
     "embed_epochs",
     "embed_mode",
     "mc_passes",
-    "embed_seed",
     "hvae_epochs",
     "ssl",
     "fsl",
@@ -41,6 +50,9 @@ PLURALS = {
     "budget": "budgets",
     "setting": "settings",
     "seed": "seeds",
+    # The SimCLR training each trial reads (its own seed): several make the representation a
+    # factor of the sweep, as a selection seed is one (alsys.verdict splits the spread).
+    "embed_seed": "embed_seeds",
     "space": "spaces",
 }
 

@@ -35,7 +35,18 @@ from alsys.verdict.claims import (
 
 def verdict_of(claim: str, seeds: Any, rng: np.random.Generator) -> Verdict:
     """The verdict on ``claim`` from the seed table ``seeds`` (:func:`seed_table`); ``rng``
-    draws whatever the claim's tests draw (the permutations of d_typ_over_d_clst)."""
+    draws whatever the claim's tests draw (the permutations of d_typ_over_d_clst). Trials on
+    several SimCLR trainings are paired on (training, seed) and the verdict is also judged on
+    each training alone (:mod:`alsys.verdict.representation`)."""
+    from alsys.verdict.representation import across_trainings, replicates
+
+    def judge(table: Any) -> Verdict:
+        return _judge(claim, replicates(table), rng)
+
+    return across_trainings(judge(seeds), seeds, judge)
+
+
+def _judge(claim: str, seeds: Any, rng: np.random.Generator) -> Verdict:
     if claim == "d_typ_over_d_clst":
         from alsys.verdict.dims import d_typ_over_d_clst
 

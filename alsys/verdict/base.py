@@ -34,6 +34,7 @@ SEED_COLUMNS = (
     "setting",
     "d_clst",
     "d_typ",
+    "embed_seed",
     "seed",
     "auc",
 )
@@ -189,9 +190,10 @@ def write_verdict(verdict: Verdict, folder: Path) -> list[Path]:
 
 
 def rounds_frame(rows: list[dict[str, Any]]) -> Any:
-    """The collect stage's rows (one per trial and round: the configuration's key, ``seed``,
-    ``round``, ``balanced_accuracy``) as the frame :func:`seed_table` reads: with ``label``
-    (the configuration without its D pair), ``configuration`` and ``kind``."""
+    """The collect stage's rows (one per trial and round: the configuration's key,
+    ``embed_seed``, ``seed``, ``round``, ``balanced_accuracy``) as the frame :func:`seed_table`
+    reads: with ``label`` (the configuration without its D pair), ``configuration`` and
+    ``kind``."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
@@ -222,18 +224,21 @@ def _missing(value: Any) -> bool:
 
 
 def seed_table(frame: Any) -> Any:
-    """Per trial (configuration and seed), the area under its learning curve.
+    """Per trial (configuration, SimCLR training and seed), the area under its learning curve.
 
     frame: one row per (trial, round) with the columns of SEED_COLUMNS but ``auc``, plus
     ``round`` and ``balanced_accuracy`` (:func:`rounds_frame`, or the report's
-    ``trial_frame``). Returns a frame with the columns SEED_COLUMNS; ``d_clst``/``d_typ`` are
-    nullable integers (absent for a strategy without them).
+    ``trial_frame``); without ``embed_seed``, every trial read training 0. Returns a frame with
+    the columns SEED_COLUMNS; ``d_clst``/``d_typ`` are nullable integers (absent for a strategy
+    without them). A replicate of a configuration is its (``embed_seed``, ``seed``) pair
+    (alsys.verdict.representation).
     """
     import pandas as pd
 
     if frame.empty:
         return pd.DataFrame(columns=list(SEED_COLUMNS))
     keys = [c for c in SEED_COLUMNS if c != "auc"]
+    frame = frame if "embed_seed" in frame else frame.assign(embed_seed=0)
     data = frame[[*keys, "round", "balanced_accuracy"]].copy()
     for column in ("d_clst", "d_typ"):
         data[column] = pd.array(
