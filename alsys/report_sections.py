@@ -91,13 +91,21 @@ def trial_frame(runs: list[dict[str, Any]]) -> Any:
 
 
 def over_seeds(frame: Any) -> str:
-    """``over 3 seeds`` (or ``2-10 seeds``) for a caption; one seed has no standard error."""
-    counts = sorted(set(frame.groupby(["strategy", "dataset", "budget", "setting"]).seed.nunique()))
+    """``over 3 seeds`` (or ``2-10 seeds``) for a caption; one seed has no standard error. On
+    several SimCLR trainings a replicate is a (training, seed) pair: ``over 9 seeds x trainings
+    (3 SimCLR trainings)``."""
+    trainings = frame.embed_seed.nunique() if "embed_seed" in frame else 1
+    replicate = frame.seed.astype(str)
+    if trainings > 1:
+        replicate = frame.embed_seed.astype(str) + "/" + replicate
+    by = frame.assign(replicate=replicate).groupby(["strategy", "dataset", "budget", "setting"])
+    counts = sorted(set(by.replicate.nunique()))
     if counts == [1]:
         return f"over {seeds_text(1)} (no standard error)"
-    return (
-        f"over {seeds_text(counts[0]) if len(counts) == 1 else f'{counts[0]}-{counts[-1]} seeds'}"
-    )
+    text = seeds_text(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds"
+    if trainings > 1:
+        text = f"{text.replace('seeds', 'seeds x trainings')} ({trainings} SimCLR trainings)"
+    return f"over {text}"
 
 
 @dataclass
@@ -351,8 +359,8 @@ def auc_frame(frame: Any) -> Any:
     """Area under the learning curve (mean balanced accuracy over rounds) per run."""
     from alsys.stats import auc
 
-    keys = ["run_id", "strategy", "dataset", "budget", "setting", "seed", "d_clst", "d_typ"]
-    return frame.groupby(keys, as_index=False).balanced_accuracy.agg(auc)
+    keys = ["run_id", "strategy", "dataset", "budget", "setting", "embed_seed", "seed"]
+    return frame.groupby([*keys, "d_clst", "d_typ"], as_index=False).balanced_accuracy.agg(auc)
 
 
 def ablation(report: Report, frame: Any) -> Section:
@@ -384,8 +392,8 @@ def ablation(report: Report, frame: Any) -> Section:
 
 
 def statistics(frame: Any) -> Section:
-    """Each strategy against Random and TypiClust: AUC paired by seed, Wilcoxon signed-rank
-    (the verdicts' test, alsys.verdict.paired)."""
+    """Each strategy against Random and TypiClust: AUC paired by replicate (SimCLR training and
+    seed), Wilcoxon signed-rank (the verdicts' test, alsys.verdict.paired)."""
     section = Section("Statistics")
     if frame.empty:
         section.text = "No finished rounds: no statistics."
@@ -393,7 +401,10 @@ def statistics(frame: Any) -> Section:
     auc = auc_frame(_largest_dims(frame))
     rows = []
     for key, group in auc.groupby(["dataset", "budget", "setting"]):
-        by = {s: g.set_index("seed").balanced_accuracy for s, g in group.groupby("strategy")}
+        by = {
+            s: g.set_index(["embed_seed", "seed"]).balanced_accuracy
+            for s, g in group.groupby("strategy")
+        }
         for baseline in (RANDOM, TYPICLUST):
             if baseline not in by:
                 continue
@@ -430,7 +441,8 @@ def statistics(frame: Any) -> Section:
     )
     section.table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{body}</table>"
     section.text = (
-        "AUC: the mean balanced accuracy over rounds of each run; pairs share the seed. "
+        "AUC: the mean balanced accuracy over rounds of each run; pairs share the seed and the "
+        "SimCLR training. "
         f"A difference counts only at p < {ALPHA}; otherwise it is within the noise."
     )
     return section

@@ -12,7 +12,8 @@ edit here; CASES says which (|L|, b) rounds a strategy runs (clustering strategi
 500 clusters), TARGETS its time target (seconds on 2 cores).
 
 Printed per round: wall seconds, and the peak resident memory above the level before the round,
-sampled every 5 ms from /proc/self/statm (RSS delta: numpy, faiss and torch allocations alike).
+the kernel's high-water mark reset at the round's start (numpy, faiss and torch allocations
+alike; no sampling thread beside the round).
 
     python benchmarks/scale.py                       # every strategy, 50k x 512
     python benchmarks/scale.py --n 5000 --only typiclust coreset    # a quick look
@@ -23,10 +24,10 @@ sampled every 5 ms from /proc/self/statm (RSS delta: numpy, faiss and torch allo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,28 +89,24 @@ def pool_labels(shape: str, x: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 @contextmanager
 def peak_rss() -> Iterator[list[float]]:
-    """Yields a list that holds, on exit, the peak RSS above the entry level, in MiB."""
+    """Yields a list that holds, on exit, the peak RSS above the entry level, in MiB.
+
+    Exact and without a thread: the kernel's high-water mark (VmHWM), reset at entry by
+    writing 5 to /proc/self/clear_refs. A sampling thread, as this used before, woke every
+    5 ms and took the GIL and a core from the round it measured. Where the reset is refused,
+    the peak since the process began, which only overstates."""
     page = os.sysconf("SC_PAGE_SIZE")
-
-    def rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * page
-
-    base, peak, done = rss(), [rss()], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.005):
-            peak[0] = max(peak[0], rss())
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
+    with open("/proc/self/statm") as f:
+        base = int(f.read().split()[1]) * page
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
     out: list[float] = []
     try:
         yield out
     finally:
-        done.set()
-        thread.join()
-        out.append((max(peak[0], rss()) - base) / 2**20)
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        out.append(max(0.0, (kib * 1024 - base) / 2**20))
 
 
 def compute_path() -> str:
@@ -211,7 +208,7 @@ def run_pool(args: argparse.Namespace, shape: str, header: bool) -> None:
     names = args.only or sorted(REGISTRY)
     if header:
         print(
-            "seconds: one selection round; MiB: peak RSS above the round's start (sampled); "
+            "seconds: one selection round; MiB: peak RSS above the round's start (VmHWM); "
             "spread: the largest cluster over the median one (clustering strategies)"
         )
         print(

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+# The local Rays the sweeps under test start (in this process and in the sweep processes,
+# which inherit it) leave out Ray's dashboard: 11 processes and about 3 s of CPU each, about
+# 35 times in a run. tests/test_dashboards.py starts one with it; `ray job submit` in .ci/run
+# goes through cluster/local/start.sh, whose head has it.
+os.environ.setdefault("ALSYS_RAY_DASHBOARD", "0")
 
 
 def blobs(

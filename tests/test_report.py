@@ -253,6 +253,41 @@ def test_dimension_heatmaps_draw_the_baselines_beside_each_grid(tmp_path: Path) 
     assert not any(t.startswith("Random") for t in texts["dims_per_round.png"])
 
 
+def test_statistics_pair_runs_on_their_training_and_seed() -> None:
+    """On several SimCLR trainings a pair is one training's seed: 2 trainings x 4 seeds are 8
+    pairs, never seed 0 of one training against seed 0 of the other."""
+    import pandas as pd
+
+    from alsys.report_sections import over_seeds, statistics
+
+    rows = [
+        {
+            "run_id": f"{strategy}{training}{seed}",
+            "strategy": strategy,
+            "dataset": "digits",
+            "budget": "tiny",
+            "setting": "ssl",
+            "embed_seed": training,
+            "seed": seed,
+            "d_clst": 512,
+            "d_typ": 512,
+            "round": step,
+            # TypiClust is 0.01 above Random on its own training, 0.09 below the other one's.
+            "balanced_accuracy": base + 0.1 * training + 0.001 * seed,
+        }
+        for strategy, base in (("random", 0.8), ("typiclust", 0.81))
+        for training in (0, 1)
+        for seed in range(4)
+        for step in (1, 2)
+    ]
+    frame = pd.DataFrame(rows)
+    section = statistics(frame)
+    assert "<td>typiclust</td><td>random</td><td>8</td><td>+0.0100</td>" in section.table
+    assert "better" in section.table, "8 pairs, each +0.01: Wilcoxon p = 0.004"
+    assert over_seeds(frame) == "over 8 seeds x trainings (2 SimCLR trainings)"
+    assert over_seeds(frame[frame.embed_seed == 0]) == "over 4 seeds"
+
+
 def test_typicality_vs_sup_plots_the_strategys_own_record() -> None:
     """The scatter's data is the selection's record as it is: the star is the pick, inside the
     kept set, with the typicality and SUP the strategy computed."""
