@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from alsys.stats import (
+    REPLICATE,
     Configuration,
     configuration_of_params,
     effective_dims,
@@ -23,6 +24,7 @@ from alsys.stats import (
 )
 from alsys.strategies import ABLATION, DIM_STRATEGIES, RANDOM, TYPICLUST
 from alsys.verdict.paired import ALPHA, wilcoxon_min_pairs, wilcoxon_paired
+from alsys.verdict.representation import replicates, trainings_of
 
 
 def _pyplot() -> Any:
@@ -94,12 +96,9 @@ def over_seeds(frame: Any) -> str:
     """``over 3 seeds`` (or ``2-10 seeds``) for a caption; one seed has no standard error. On
     several SimCLR trainings a replicate is a (training, seed) pair: ``over 9 seeds x trainings
     (3 SimCLR trainings)``."""
-    trainings = frame.embed_seed.nunique() if "embed_seed" in frame else 1
-    replicate = frame.seed.astype(str)
-    if trainings > 1:
-        replicate = frame.embed_seed.astype(str) + "/" + replicate
-    by = frame.assign(replicate=replicate).groupby(["strategy", "dataset", "budget", "setting"])
-    counts = sorted(set(by.replicate.nunique()))
+    trainings = len(trainings_of(frame))
+    by = replicates(frame).groupby(["strategy", "dataset", "budget", "setting"])
+    counts = sorted(set(by.seed.nunique()))
     if counts == [1]:
         return f"over {seeds_text(1)} (no standard error)"
     text = seeds_text(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds"
@@ -359,8 +358,8 @@ def auc_frame(frame: Any) -> Any:
     """Area under the learning curve (mean balanced accuracy over rounds) per run."""
     from alsys.stats import auc
 
-    keys = ["run_id", "strategy", "dataset", "budget", "setting", "embed_seed", "seed"]
-    return frame.groupby([*keys, "d_clst", "d_typ"], as_index=False).balanced_accuracy.agg(auc)
+    keys = ["run_id", "strategy", "dataset", "budget", "setting", *REPLICATE, "d_clst", "d_typ"]
+    return frame.groupby(keys, as_index=False).balanced_accuracy.agg(auc)
 
 
 def ablation(report: Report, frame: Any) -> Section:
@@ -402,8 +401,7 @@ def statistics(frame: Any) -> Section:
     rows = []
     for key, group in auc.groupby(["dataset", "budget", "setting"]):
         by = {
-            s: g.set_index(["embed_seed", "seed"]).balanced_accuracy
-            for s, g in group.groupby("strategy")
+            s: g.set_index(list(REPLICATE)).balanced_accuracy for s, g in group.groupby("strategy")
         }
         for baseline in (RANDOM, TYPICLUST):
             if baseline not in by:

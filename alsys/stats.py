@@ -29,6 +29,10 @@ def sem(values: Iterable[float]) -> float:
     return float(array.std(ddof=1) / math.sqrt(array.shape[0]))
 
 
+# What tells one trial of a configuration from another: its SimCLR training and its seed.
+REPLICATE = ("embed_seed", "seed")
+
+
 def seeds_text(n: int) -> str:
     """``1 seed``, ``3 seeds``."""
     return f"{n} seed" if n == 1 else f"{n} seeds"

@@ -95,18 +95,20 @@ def peak_rss() -> Iterator[list[float]]:
     writing 5 to /proc/self/clear_refs. A sampling thread, as this used before, woke every
     5 ms and took the GIL and a core from the round it measured. Where the reset is refused,
     the peak since the process began, which only overstates."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    with open("/proc/self/statm") as f:
-        base = int(f.read().split()[1]) * page
+    base = _status_kib("VmRSS:")
     with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     out: list[float] = []
     try:
         yield out
     finally:
-        with open("/proc/self/status") as f:
-            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-        out.append(max(0.0, (kib * 1024 - base) / 2**20))
+        out.append(max(0.0, (_status_kib("VmHWM:") - base) / 1024))
+
+
+def _status_kib(field: str) -> int:
+    """One memory figure of this process, in KiB, from /proc/self/status."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
 
 
 def compute_path() -> str:

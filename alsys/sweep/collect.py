@@ -16,13 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from alsys.stats import Configuration, auc, mean_sem_text, seeds_text, sem
+from alsys.stats import REPLICATE, Configuration, auc, mean_sem_text, seeds_text, sem
 from alsys.sweep.spec import Trial
 
 # The columns of a configuration's key (alsys.stats.Configuration.fields), in table order.
 CONFIG_KEYS = ("strategy", "params", "space", "dataset", "budget", "setting", "d_clst", "d_typ")
-# What tells one trial of a configuration from another: its SimCLR training and its seed.
-REPLICATE = ("embed_seed", "seed")
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:

@@ -57,12 +57,8 @@ def connect_ray() -> None:
     locally, with its dashboard unless ``ALSYS_RAY_DASHBOARD=0`` (the dashboard is 11 of the
     local Ray's 21 processes and about 3 s of CPU at its start, measured on 2 cores).
     Resources are never passed: that raises when joining an existing cluster."""
-    if ray.is_initialized():
-        return
-    if os.environ.get(DASHBOARD_ENV, "1") == "0":
-        ray.init(include_dashboard=False)
-    else:
-        ray.init()
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False if os.environ.get(DASHBOARD_ENV) == "0" else None)
 
 
 def check_tracking(uri: str) -> None:
