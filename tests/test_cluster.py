@@ -155,7 +155,11 @@ def test_two_node_cluster_runs_the_smoke_sweep_on_both_nodes(
     smoke = read_spec(ROOT / "sweeps" / "dim_grid.yaml", smoke=True)
     spec = SweepSpec(**{**vars(smoke), "name": "two_nodes", "resources": {"cpu": 1}}).sweep()
     shared = tmp_path / "shared"  # one folder both nodes see, as NFS would be
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    # No dashboard: it is tested in tests/test_dashboards.py, and here it would only take
+    # a core's share from the trials (as in the other tests' local Rays, tests/conftest.py).
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
     second = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:

@@ -130,11 +130,14 @@ def test_report_of_a_missing_experiment_fails_in_one_line_and_writes_nothing(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".r.tmp")]
 
 
-@pytest.fixture
-def mlflow_ui(smoke_sweep: Path, tmp_path: Path) -> Iterator[str]:
-    db = tmp_path / "server.db"
+@pytest.fixture(scope="module")
+def mlflow_ui(smoke_sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An `mlflow server` on a copy of the smoke sweep's store, shared by the tests that only
+    read it through the UI (one server start, about 10 s, instead of one per test)."""
+    folder = tmp_path_factory.mktemp("mlflow_ui")
+    db = folder / "server.db"
     shutil.copy(smoke_sweep / "mlflow.db", db)
-    with serve_mlflow(tmp_path, backend=f"sqlite:///{db}") as url:
+    with serve_mlflow(folder, backend=f"sqlite:///{db}") as url:
         yield url
 
 

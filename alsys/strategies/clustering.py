@@ -202,7 +202,7 @@ class ClusterStrategy(Strategy):
         distance: "sqeuclidean", the reference code's faiss IndexFlatL2 (the default, which
             produced the thesis's numbers), or "euclidean" as eq. 2.11 writes it.
         knn: how the typicality's neighbours are searched (:mod:`alsys.strategies.typicality`):
-            "auto" (exact while a round's exact searches stay within 2^29 distances, every
+            "auto" (exact while a round's exact searches stay within 2^28 distances, every
             round of a CIFAR-sized pool; past that, the largest clusters by region of a
             balanced partition), "exact" at every size as the reference, or "partitioned"
             (every cluster of more than 2,048 candidates by region).
