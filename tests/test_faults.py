@@ -302,7 +302,7 @@ def test_driver_killed_mid_sweep_resume_finishes_without_reruns_or_duplicates(
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     # Ray's own processes outlive a SIGKILLed driver; none may stay. Two of them stayed
-    # through a 20 s wait in every run seen, so they are given 5 s, then ended by pid.
+    # through a 20 s wait when that was measured, so they are given 5 s, then ended by pid.
     lingering = end_session(driver.pid, grace=5)
     print(f"Ray processes of the killed driver ended by pid after 5 s: {lingering}")
     runs_before = {r.info.run_name: r.info.run_id for r in sweep.mlflow_children()[1]}

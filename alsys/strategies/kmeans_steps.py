@@ -26,10 +26,11 @@ F32 = npt.NDArray[np.float32]
 # no point, or after the cap, or, on more than HARTIGAN_TOL_POINTS points, at a pass that lowers
 # the inertia by less than HARTIGAN_TOL of it. Without the tolerance, on a pool with no structure
 # (points even on the sphere, 50k x 512, k = 50) they ran into the 100-pass cap, moving 45 % of
-# the points for 0.1 % of inertia, most of it in the first passes: 13 s of an 18 s clustering;
-# with it they stop after 18 passes, 0.02 % above, and still 0.08 % below scikit-learn's
-# KMeans(n_init=10) there (benchmarks/kmeans_quality.py). On a smaller pool a pass costs
-# milliseconds and the moves run to a fixed point (digits' clusterings are unchanged by it).
+# the points for 0.1 % of inertia, most of it in the first passes: 22 s of a 33 s clustering
+# (profiled on a loaded machine); with it they stop after 18 passes, 0.02 % above, and still
+# 0.08 % below scikit-learn's KMeans(n_init=10) there (benchmarks/kmeans_quality.py). On a
+# smaller pool a pass costs milliseconds and the moves run to a fixed point (digits'
+# clusterings are unchanged by it).
 HARTIGAN_SCREEN_SLACK = 1e-4
 HARTIGAN_TOL = 1e-5
 HARTIGAN_TOL_POINTS = 2**14
