@@ -26,6 +26,7 @@ from alsys.strategies.kmeans_steps import (
     gpu_available,
     hartigan,
     hartigan_moves,
+    inertia_from_sums,
     kmeans_pp,
     knn_sqdist,
     lloyd,
@@ -262,8 +263,7 @@ def _lloyd_inertia(
     (sum ||x||^2 - sum_c ||S_c||^2 / n_c), else computed."""
     if sums is None:
         return inertia(x, Clustering(assignment, centres))
-    filled = counts > 0
-    return squares - float((sums[filled] ** 2).sum(axis=1) @ (1.0 / counts[filled]))
+    return inertia_from_sums(squares, sums, counts)
 
 
 def _sample(x: F32, size: int, rng: np.random.Generator) -> tuple[F32, bool]:
@@ -294,8 +294,7 @@ def _assign_and_average(x: F32, centres: F32) -> tuple[IntArray, F32, float]:
     filled = counts > 0
     means = centres.astype(np.float64)
     means[filled] = sums[filled] / counts[filled, None]
-    total = squares - float((sums[filled] ** 2).sum(axis=1) @ (1.0 / counts[filled]))
-    return assignment, means.astype(np.float32), max(total, 0.0)
+    return assignment, means.astype(np.float32), max(inertia_from_sums(squares, sums, counts), 0.0)
 
 
 def clustering_from_assignment(x: F32, assignment: IntArray) -> Clustering:

@@ -316,7 +316,7 @@ def hartigan_moves(
     rows = np.arange(n)
     if squares is None:
         squares = sum_of_squares(x)
-    total = squares - float((sums[filled] ** 2).sum(axis=1) @ (1.0 / counts[filled]))
+    total = inertia_from_sums(squares, sums, counts)
     tol = HARTIGAN_TOL if n > HARTIGAN_TOL_POINTS else 0.0
     for _ in range(HARTIGAN_MAX_PASSES):
         dist = sqdist(x, means.astype(np.float32))
@@ -351,9 +351,14 @@ def hartigan_moves(
         if moved == 0 or gained < tol * total:
             break
         total -= gained
+    return labels, means.astype(np.float32), max(inertia_from_sums(squares, sums, counts), 0.0)
+
+
+def inertia_from_sums(squares: float, sums: FloatArray, counts: IntArray) -> float:
+    """The inertia of a partition from sum ||x||^2 and its clusters' float64 sums (k, d) and
+    sizes (k,): sum ||x||^2 - sum_c ||S_c||^2 / n_c, empty clusters left out."""
     filled = counts > 0
-    total = squares - float((sums[filled] ** 2).sum(axis=1) @ (1.0 / counts[filled]))
-    return labels, means.astype(np.float32), max(total, 0.0)
+    return squares - float((sums[filled] ** 2).sum(axis=1) @ (1.0 / counts[filled]))
 
 
 def sum_of_squares(x: F32) -> float:
