@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from alsys.errors import InputError
 from alsys.strategies import kmeans
-from alsys.strategies.clustering import cluster_order
+from alsys.strategies.clustering import cluster_order, rounded
 from alsys.strategies.kmeans import Clustering, clustering_from_assignment, inertia
 from alsys.strategies.kmeans_steps import hartigan, lloyd
 from tests.conftest import blobs, zipf_pool
@@ -179,3 +179,70 @@ def test_hartigan_moves_stop_at_the_tolerance_on_a_large_pool_without_structure(
     assert full == kmeans_steps.HARTIGAN_MAX_PASSES and stopped < full / 2, (stopped, full)
     assert full_total <= stopped_total <= 1.001 * full_total
     assert stopped_total < inertia(x, clustering_from_assignment(x, start))
+
+
+# fmt: off
+ROUNDING_EDGES = np.array([
+    0.0, -0.0, 1.0, 10.0, 1e5, 1e6, 1e22, 1e23, 1e-22, 1e-23, 0.1234565, 1234565.0, 9.999995,
+    999999.5, 999999.49999, 1e-320, 5e-324, 1.7976931348623157e308, np.inf, -np.inf, np.nan,
+])
+# fmt: on
+
+
+def test_record_rounding_equals_formatting_each_value() -> None:
+    """rounded() (vectorised) gives float(f"{v:.6g}") for every value: magnitudes over 600
+    decades, typicality-like values, values already at 7 digits (many near a rounding tie),
+    integers, float32 values, and the edges (0, -0, powers of ten, ties, subnormals, the largest
+    double, inf, NaN)."""
+    rng = np.random.default_rng(0)
+    families = [
+        10 ** rng.uniform(-300, 300, 20_000) * rng.choice([-1, 1], 20_000),
+        1.0 / (rng.random(20_000) * 3 + 1e-5),
+        np.round(rng.random(20_000), 7),
+        rng.integers(0, 10**12, 20_000).astype(np.float64),
+        rng.random(20_000).astype(np.float32).astype(np.float64),
+        ROUNDING_EDGES,
+    ]
+    for values in families:
+        got = rounded(values)
+        assert got is not None
+        expected = [float(f"{v:.6g}") for v in values.tolist()]
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected, strict=True):
+            assert g == e or (np.isnan(g) and np.isnan(e)), (g, e)
+    assert rounded(None) is None
+
+
+@pytest.mark.parametrize("pool", ["blobs", "zipf", "duplicates", "no structure"])
+def test_pruned_kmeans_pp_draws_the_seeds_of_reading_every_point(
+    pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The large single seeding skips the points no trial centre can come nearer; its seeds are
+    those of the seeding that reads every point, and on grouped pools most steps read few."""
+    from alsys.strategies import kmeans_steps
+
+    rng = np.random.default_rng(3)
+    if pool == "blobs":
+        x = blobs(rng, n_per_blob=60, n_blobs=50, dim=32)[0]
+    elif pool == "zipf":
+        x = zipf_pool(3000)
+    elif pool == "duplicates":
+        x = blobs(rng, n_per_blob=60, n_blobs=50, dim=32)[0]
+        x[::10] = x[1::10]  # 10 % exact duplicates
+    else:
+        x = rng.normal(size=(3000, 32)).astype(np.float32)
+    k, trials = 200, 2 + int(np.log(200))
+    everything = kmeans_steps.kmeans_pp_seeds(x, None, k, np.random.default_rng(0), 1, trials)
+    full_reads = []
+    dots = kmeans_steps.dots
+    monkeypatch.setattr(
+        kmeans_steps,
+        "dots",
+        lambda *a: full_reads.append(1) or dots(*a),  # type: ignore[func-returns-value]
+    )
+    pruned = kmeans_steps.kmeans_pp_pruned(x, k, np.random.default_rng(0), trials)
+    np.testing.assert_array_equal(pruned, everything)
+    if pool == "blobs":
+        assert len(full_reads) < k // 2  # once every blob has a centre, steps read few points
+    if pool == "no structure":
+        assert len(full_reads) > k // 2  # nothing to skip: it reads every point

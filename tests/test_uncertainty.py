@@ -43,6 +43,22 @@ def test_bald_matches_naive_loop() -> None:
     assert (scores > -1e-12).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bald_by_blocks_equals_bald_over_the_whole_array(
+    monkeypatch: pytest.MonkeyPatch, dtype: type
+) -> None:
+    """Blocks of a few points (the last one short) give bit for bit the scores of the formula
+    over the whole array in float64."""
+    import alsys.strategies.uncertainty as uncertainty
+
+    rng = np.random.default_rng(5)
+    mc = softmax(rng.normal(size=(6, 1003, 10)) * 2).astype(dtype)
+    whole = np.asarray(mc, dtype=np.float64)
+    expected = entropy_scores(whole.mean(axis=0)) - entropy_scores(whole).mean(axis=0)
+    monkeypatch.setattr(uncertainty, "BALD_BLOCK_ENTRIES", 6 * 10 * 7)  # 7 points a block
+    np.testing.assert_array_equal(bald_scores(mc), expected)
+
+
 def test_bald_is_zero_when_all_passes_agree() -> None:
     probs = _probs()
     np.testing.assert_allclose(bald_scores(np.stack([probs] * 5)), 0, atol=1e-12)
@@ -118,3 +134,11 @@ def test_mc_strategies_refuse_single_probabilities() -> None:
         make_strategy("bald").select(
             Pool(probs=_probs()), np.zeros(50, bool), 2, np.random.default_rng(0)
         )
+
+
+def test_dbal_mean_in_float64_equals_the_mean_of_a_float64_copy() -> None:
+    rng = np.random.default_rng(6)
+    mc = softmax(rng.normal(size=(9, 777, 13)) * 2).astype(np.float32)
+    copy_mean = entropy_scores(np.asarray(mc, dtype=np.float64).mean(axis=0))
+    dbal = make_strategy("dbal")
+    np.testing.assert_array_equal(dbal.priority_from_mc(mc), copy_mean)  # type: ignore[attr-defined]

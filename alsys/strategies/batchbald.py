@@ -188,7 +188,8 @@ class BatchBALD(Strategy):
         if self.max_candidates is not None and candidates.shape[0] > self.max_candidates:
             keep = max(self.max_candidates, budget)
             unlabeled = candidates.shape[0]
-            bald = bald_scores(mc[:, candidates, :])
+            # Every point's BALD, then the unlabeled ones': no copy of their MC samples.
+            bald = bald_scores(mc)[candidates]
             candidates = np.sort(candidates[top_k_tiebreak(bald, keep, rng)])
             if keep < unlabeled:
                 notes = (

@@ -43,6 +43,15 @@ SMALL_LLOYD_MAX = 2**20
 # 5.1 s on one thread and 2.8 s on two, quiet 2-core machine.
 PP_THREADED_TRIALS = 16
 PP_THREADED_WORK = 2**24
+# A single large seeding (see kmeans_pp_pruned) computes a step's distances only for the points
+# that a trial centre may come nearer than their current centre, while those are at most this
+# share of the points; above it (no structure, or more groups than centres) it reads every point.
+PP_PRUNED_SHARE = 0.25
+# The pruning's margin, times the largest norm: ten times the float32 error of a distance.
+PP_PRUNE_MARGIN = 1e-2
+# After a step that could skip too little, the next steps read every point without testing:
+# 1, 3, 7, ... up to this many (a pool without structure tests about 20 of 499 steps).
+PP_PRUNE_MAX_WAIT = 32
 # Rows per block when a pass over every point must not copy the pool (memory-mapped input).
 ROW_BLOCK = 16_384
 
@@ -90,6 +99,8 @@ def kmeans_pp(
     small = runs * trials < PP_THREADED_TRIALS and x.size * trials < PP_THREADED_WORK
     threads = 1 if small else None
     with threadpool_limits(threads, user_api="blas"):
+        if runs == 1 and not small and not transpose:
+            return kmeans_pp_pruned(x, k, rng, trials)
         xt = np.ascontiguousarray(x.T) if transpose else None
         return kmeans_pp_seeds(x, xt, k, rng, runs, trials)
 
@@ -124,6 +135,75 @@ def kmeans_pp_seeds(
         best = np.argmin(dist.sum(axis=2, dtype=np.float64), axis=1)  # (runs,)
         centres[:, c] = x[picks.reshape(runs, trials)[every, best]]
         closest = dist[every, best]
+    return centres
+
+
+def kmeans_pp_pruned(x: F32, k: int, rng: np.random.Generator, trials: int) -> F32:
+    """One greedy k-means++ seeding, (1, k, d), as :func:`kmeans_pp_seeds` draws it (the same
+    draws from ``rng``), reading at each step only the points a trial centre may come nearer.
+
+    A point x whose nearest centre so far is o cannot come nearer a trial p when
+    ||o - p|| >= 2 ||x - o|| (then ||x - p|| >= ||o - p|| - ||x - o|| >= ||x - o||), so its
+    distance to p need not be computed: it stays as it is. The test keeps a margin of
+    PP_PRUNE_MARGIN x the largest norm, ten times the float32 error of a distance, so a skipped
+    point is one whose computed distance would not have been below its current one: the seeds
+    are those of reading every point (up to the last bit of the distances computed, which BLAS
+    may round differently for a few rows than for a block). On grouped pools most points are
+    skipped once there is a centre per group; where a step needs more than PP_PRUNED_SHARE of
+    the points (no structure, more groups than centres) it reads every point, as before, and
+    tests again only after 1, 3, 7, ... steps (at most PP_PRUNE_MAX_WAIT).
+    """
+    n = x.shape[0]
+    sq = np.einsum("ij,ij->i", x, x)
+    margin = PP_PRUNE_MARGIN * float(np.sqrt(sq.max()))
+    centres = np.empty((1, k, x.shape[1]), dtype=np.float32)
+    centre_sq = np.empty(k, dtype=np.float32)
+    first = rng.integers(n, size=1)
+    centres[:, 0] = x[first]
+    centre_sq[0] = sq[first[0]]
+    closest = np.maximum(sq + sq[first[0]] - 2.0 * dots(x, None, first)[0], 0.0)
+    owner = np.zeros(n, dtype=np.int64)  # the centre each point is nearest so far
+    retry, wait = 1, 0  # the next step that tests what it may skip, and the steps to wait
+    for c in range(1, k):
+        cumulative = np.cumsum(closest, dtype=np.float64)
+        draws = rng.random((1, trials)) * cumulative[-1]
+        if cumulative[-1] > 0:
+            picks = np.searchsorted(cumulative, draws[0])
+        else:  # fewer distinct points than clusters: any point will do
+            picks = rng.integers(n, size=trials)
+        picks = np.minimum(picks, n - 1)
+        trial = x[picks]
+        rows = None
+        if c >= retry:
+            # Each centre's distance to its nearest trial, against twice each point's distance.
+            reach = centre_sq[:c, None] + sq[picks][None, :] - 2.0 * (centres[0, :c] @ trial.T)
+            nearest_trial = np.sqrt(np.maximum(reach, 0.0)).min(axis=1)
+            rows = np.flatnonzero(nearest_trial[owner] < 2.0 * np.sqrt(closest) + margin)
+            if rows.shape[0] > PP_PRUNED_SHARE * n:  # little to skip: try again later
+                rows, wait = None, min(2 * wait + 1, PP_PRUNE_MAX_WAIT)
+                retry = c + wait
+            else:
+                wait = 0
+        if rows is None:
+            dist = dots(x, None, picks)
+            dist *= -2.0
+            dist += sq[None, :]
+            dist += sq[picks][:, None]
+            np.maximum(dist, 0.0, out=dist)
+            np.minimum(closest[None, :], dist, out=dist)
+        else:
+            dist = np.broadcast_to(closest, (trials, n)).copy()
+            near = (x[rows] @ trial.T).T
+            near *= -2.0
+            near += sq[rows][None, :]
+            near += sq[picks][:, None]
+            np.maximum(near, 0.0, out=near)
+            dist[:, rows] = np.minimum(dist[:, rows], near)
+        best = int(np.argmin(dist.sum(axis=1, dtype=np.float64)))
+        centres[0, c] = x[picks[best]]
+        centre_sq[c] = sq[picks[best]]
+        owner[dist[best] < closest] = c
+        closest = dist[best]
     return centres
 
 

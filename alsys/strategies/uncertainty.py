@@ -26,6 +26,9 @@ from alsys.strategies.base import (
     top_k_tiebreak,
 )
 
+# bald_scores works on blocks of points of at most this many MC probabilities (T x rows x C).
+BALD_BLOCK_ENTRIES = 2**20
+
 
 def least_confidence_scores(probs: FloatArray) -> FloatArray:
     """Q_LC = P1, the top class probability (eq. 2.5). probs: (n, C) -> (n,)."""
@@ -48,8 +51,17 @@ def bald_scores(mc_probs: FloatArray) -> FloatArray:
 
     mc_probs: (T_mc, n, C) MC-dropout samples -> (n,), >= 0 up to rounding.
     """
-    mc = np.asarray(mc_probs, dtype=np.float64)
-    return entropy_scores(mc.mean(axis=0)) - entropy_scores(mc).mean(axis=0)  # type: ignore[no-any-return]
+    mc = np.asarray(mc_probs)
+    scores = np.empty(mc.shape[1])
+    # Blocks of points: each value is computed as over the whole array (the same reductions in
+    # the same order), without a float64 copy of it and its entropies (2 x 8 T n C bytes).
+    rows = max(1, BALD_BLOCK_ENTRIES // max(1, mc.shape[0] * mc.shape[2]))
+    for start in range(0, mc.shape[1], rows):
+        block = np.asarray(mc[:, start : start + rows], dtype=np.float64)
+        scores[start : start + rows] = entropy_scores(block.mean(axis=0)) - entropy_scores(
+            block
+        ).mean(axis=0)
+    return scores
 
 
 def cold_start_or_fail(name: str, field: str, labeled_mask: BoolArray) -> str:
