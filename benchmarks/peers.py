@@ -16,7 +16,8 @@ get the same inputs:
   clusters (its KMeans runs once, n_init="auto"; alsys's k-means runs 10 restarts up to 50
   clusters); the k-means inertia of both is printed, alsys's over the peer's (< 1 is better);
 - ProbCover: one delta for both, the median distance of 1,000 sampled points to their 20th
-  neighbour;
+  neighbour; scikit-activeml computes every pairwise distance (n x n float64, 19 GiB at 50k),
+  so above --peer-kernel-max points it is not run either;
 - MaxHerding: the same kernel, exp(-||x - y||^2) (alsys's bandwidth 1/sqrt(2), the peer's
   gamma 1); scikit-activeml builds the full n x n kernel in float64 (20 GB at 50k), so above
   --peer-kernel-max points it is not run, and the row says so;
@@ -204,9 +205,16 @@ def fixed_outputs(data: Inputs) -> Any:
     return FixedOutputs(classes=np.arange(N_CLASSES))
 
 
+# The peer strategies that hold an n x n float64 matrix: MaxHerding its kernel, ProbCover its
+# pairwise distances (sklearn.metrics.pairwise_distances over the whole pool, then a boolean
+# n x n edge matrix beside it).
+PEER_SQUARE_MATRIX = {"maxherding": "kernel", "probcover": "distance matrix"}
+
+
 def peer_skipped(name: str, n: int, args: argparse.Namespace) -> str | None:
-    if name == "maxherding" and n > args.peer_kernel_max:
-        return f"peer not run: its {n} x {n} float64 kernel needs {n * n * 8 / 2**30:.0f} GiB"
+    if name in PEER_SQUARE_MATRIX and n > args.peer_kernel_max:
+        what = PEER_SQUARE_MATRIX[name]
+        return f"peer not run: its {n} x {n} float64 {what} needs {n * n * 8 / 2**30:.0f} GiB"
     return None
 
 

@@ -119,6 +119,13 @@ def test_kmeans_reports_its_inertia_and_how_it_ran(rng: np.random.Generator) -> 
     )
     many = kmeans(x, 60, np.random.default_rng(0), restarts=3)
     assert many.describe().startswith("k-means: 1 run (k-means++, <= 20 Lloyd iterations, Hartigan")
+    # Where Hartigan's moves end the clustering, the inertia is theirs, from the float64 sums
+    # they keep: the restarts finished over every point of a sampled pool, and above 50 clusters.
+    assert many.inertia == pytest.approx(inertia(x, many), rel=1e-6)
+    large, _ = blobs(rng, n_per_blob=1500, n_blobs=4, dim=8)
+    sampled = kmeans(large, 4, np.random.default_rng(0))
+    assert "sampled points" in sampled.method
+    assert sampled.inertia == pytest.approx(inertia(large, sampled), rel=1e-6)
     with pytest.raises(InputError, match=r"kmeans\.restarts"):
         kmeans(x, 4, np.random.default_rng(0), restarts=0)
 

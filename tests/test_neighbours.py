@@ -19,6 +19,7 @@ from alsys.strategies.neighbours import (
     partitioned_knn,
     self_knn,
     top_columns,
+    top_values,
 )
 from alsys.strategies.typicality import partition_plan, typicality
 from tests.conftest import zipf_pool
@@ -41,15 +42,31 @@ def brute_typicality(x: np.ndarray, k: int) -> np.ndarray:
     ("rows", "cols", "q"), [(40, 3000, 29), (7, 100, 21), (30, 500, 5), (10, 64, 64), (3, 9, 2)]
 )
 def test_top_columns_finds_each_rows_largest_entries(rows: int, cols: int, q: int) -> None:
-    rng = np.random.default_rng(rows + cols)
-    scores = rng.standard_normal((rows, cols)).astype(np.float32)
-    scores[:, ::8] += 0.5  # some groups hold far more of a row's best entries than others
-    scores[0, :] = 1.0  # a row of ties
+    scores = _rows_to_select(rows, cols)
     values, where = top_columns(scores.copy(), q)
     expected = np.sort(scores, axis=1)[:, ::-1][:, :q]
     np.testing.assert_array_equal(np.sort(values, axis=1)[:, ::-1], expected)
     np.testing.assert_array_equal(np.take_along_axis(scores, where, axis=1), values)
     assert all(len(set(row.tolist())) == min(q, cols) for row in where)  # distinct columns
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "q"), [(40, 3000, 29), (7, 100, 21), (30, 500, 5), (10, 64, 64), (3, 9, 2)]
+)
+def test_top_values_are_each_rows_largest_entries(rows: int, cols: int, q: int) -> None:
+    scores = _rows_to_select(rows, cols)
+    expected = np.sort(scores, axis=1)[:, ::-1][:, :q]
+    values = top_values(scores.copy(), q)
+    np.testing.assert_array_equal(np.sort(values, axis=1)[:, ::-1], expected)
+
+
+def _rows_to_select(rows: int, cols: int) -> np.ndarray:
+    rng = np.random.default_rng(rows + cols)
+    scores = rng.standard_normal((rows, cols)).astype(np.float32)
+    scores[:, ::8] += 0.5  # some groups hold far more of a row's best entries than others
+    scores[0, :] = 1.0  # a row of ties
+    scores[1, cols // 2 :] = scores[1, : cols - cols // 2]  # every value twice (duplicate points)
+    return scores
 
 
 @pytest.mark.parametrize("m", [200, 1500])  # one GEMM, and row blocks with transposed parts

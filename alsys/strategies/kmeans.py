@@ -25,7 +25,6 @@ from alsys.strategies.kmeans_steps import (
     HARTIGAN_TOL_POINTS,
     add_block_sums,
     gpu_available,
-    hartigan,
     hartigan_moves,
     inertia_from_sums,
     kmeans_pp,
@@ -150,10 +149,10 @@ def kmeans(
 
     Up to 50 clusters, where the reference ran scikit-learn's KMeans (n_init=10): ``restarts``
     runs of k-means++ and at most ``n_iter`` Lloyd iterations, then Hartigan's single-point
-    moves (:func:`hartigan`) on the run of lowest inertia. Above, where it ran MiniBatchKMeans
-    (n_init=3): one run, k-means++ on a subsample, at most ``n_iter`` Lloyd iterations, and
-    Hartigan's moves where they are cheap (HARTIGAN_ABOVE_REFERENCE_MAX); ``restarts`` is not
-    used there.
+    moves (:func:`~alsys.strategies.kmeans_steps.hartigan`) on the run of lowest inertia. Above,
+    where it ran MiniBatchKMeans (n_init=3): one run, k-means++ on a subsample, at most
+    ``n_iter`` Lloyd iterations, and Hartigan's moves where they are cheap
+    (HARTIGAN_ABOVE_REFERENCE_MAX); ``restarts`` is not used there.
 
     Large pools are sampled: the restarts see max(4096, 512 k) points (after RESTART_KEEP[0]
     iterations only the RESTART_KEEP[1] best go on; the best then finished over every point),
@@ -206,8 +205,9 @@ def _kmeans(
         steps.append(f"one assignment pass over all {n} points, centres their means")
         return Clustering(assignment, centres, total, f"1 run ({', '.join(steps)})")
     if n * n_clusters <= HARTIGAN_ABOVE_REFERENCE_MAX:
-        assignment, centres = hartigan(x, assignment, centres)
+        assignment, centres, total = hartigan_moves(x, assignment, centres)
         steps.append("Hartigan moves")
+        return Clustering(assignment, centres, total, f"1 run ({', '.join(steps)})")
     return _with_inertia(x, assignment, centres, f"1 run ({', '.join(steps)})")
 
 
@@ -227,14 +227,15 @@ def _restarts(
     inits = kmeans_pp(fit_on, n_clusters, rng, restarts, transpose=sampled)
     seeds = rng.integers(2**31 - 1, size=restarts)
     runs: list[tuple[IntArray, F32, Any, Any]]
+    squares = sum_of_squares(fit_on)
     if not gpu_available() and fit_on.shape[0] * n_clusters * restarts <= BATCHED_LLOYD_MAX:
-        runs = lloyd_numpy_runs(fit_on, inits, n_iter, RESTART_KEEP if sampled else None)
+        keep = RESTART_KEEP if sampled else None
+        runs = lloyd_numpy_runs(fit_on, inits, n_iter, keep, squares=squares)
     else:
         runs = [
             (*lloyd(fit_on, i, n_iter, int(s)), None, None)
             for i, s in zip(inits, seeds, strict=True)
         ]
-    squares = sum_of_squares(fit_on)
     # Hartigan's moves (a Python loop over the points near a boundary, the costliest step)
     # polish the POLISHED_RUNS runs of lowest Lloyd inertia, not every restart.
     lloyd_scores = [
@@ -264,8 +265,10 @@ def _restarts(
         seed = int(rng.integers(2**31 - 1))
         assignment, centres = lloyd(x, refined[run][1], n_iter, seed)
         if n * n_clusters <= HARTIGAN_FULL_MAX:
-            assignment, centres = hartigan(x, assignment, centres)
-        finished.append(_with_inertia(x, assignment, centres, ""))
+            # The moves' inertia comes from the float64 sums they keep (no pass over x).
+            finished.append(Clustering(*hartigan_moves(x, assignment, centres)))
+        else:
+            finished.append(_with_inertia(x, assignment, centres, ""))
     top = min(finished, key=lambda c: c.inertia or 0.0)
     polish = " and Hartigan moves" if n * n_clusters <= HARTIGAN_FULL_MAX else ""
     method = (

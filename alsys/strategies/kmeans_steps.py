@@ -257,7 +257,12 @@ def lloyd_numpy(x: F32, init: F32, n_iter: int, tol: float = 0.0) -> tuple[IntAr
 
 
 def lloyd_numpy_runs(
-    x: F32, inits: F32, n_iter: int, keep: tuple[int, int] | None = None, tol: float = 0.0
+    x: F32,
+    inits: F32,
+    n_iter: int,
+    keep: tuple[int, int] | None = None,
+    tol: float = 0.0,
+    squares: float | None = None,
 ) -> list[tuple[IntArray, F32, FloatArray, IntArray]]:
     """Lloyd in numpy for several runs at once from ``inits`` (runs, k, d), each as
     :func:`lloyd_numpy` alone would run it (up to float rounding of the centres). Per run:
@@ -270,7 +275,8 @@ def lloyd_numpy_runs(
     ``keep`` = (after, runs): after that many iterations only that many runs, those of lowest
     inertia then, iterate on; the others are returned as they stand. ``tol``: a run whose
     iteration lowers its inertia (about its clusters' means) by less than ``tol`` of it stops
-    there, as at the ``n_iter`` cap.
+    there, as at the ``n_iter`` cap. ``squares``: :func:`sum_of_squares` of ``x``, where the
+    caller has it (``keep`` and ``tol`` need it).
     """
     runs, k, d = inits.shape
     centres = inits.astype(np.float32, copy=True)
@@ -280,7 +286,8 @@ def lloyd_numpy_runs(
     for r in range(runs):
         sums[r], counts[r] = cluster_sums(x, labels[r], k)
     active = np.arange(runs)
-    squares = sum_of_squares(x) if keep is not None or tol > 0 else 0.0
+    if squares is None:
+        squares = sum_of_squares(x) if keep is not None or tol > 0 else 0.0
     last = np.full(runs, np.inf)
     for iteration in range(n_iter):
         for r in active.tolist():

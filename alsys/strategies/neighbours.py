@@ -30,6 +30,11 @@ KNN_BLOCK_ELEMENTS = 2**20
 SYMMETRIC_MIN_DIM = 256
 # top_columns: columns per group at most.
 MAX_GROUP = 32
+# top_values: rows of at most this many columns are partitioned whole. numpy 2.4's np.partition
+# took 1.5-2.3 ns an entry on float32 rows of 64-512 columns and 4-5.5 from 513 on (2-core x86
+# machine, q = 21 and 29); the groups 4-8 ns below 512 columns, 3.6-7 at 600-768 and 1.8-3 from
+# 1,024 on (benchmarks/top_selection.py: "narrow" rows are self_knn's transposed blocks).
+WHOLE_ROW_VALUES = 1024
 # The partitioned search: leaves of a balanced partition hold at most LEAF_SIZE points, and each
 # point searches the leaves of the probe_points / LEAF_SIZE centres nearest it.
 LEAF_SIZE = 256
@@ -48,14 +53,39 @@ def top_columns(scores: F32, q: int) -> tuple[F32, IntArray]:
     thousand columns cost 12 ns an entry here; the groups' maxima 0.6, and the two narrow
     selections about 2 more.
     """
+    cols = _group_columns(scores, q)
+    if cols is None:
+        return _select_whole(scores, q)
+    values, where = _select_whole(np.take_along_axis(scores, cols, axis=1), q)
+    return values, np.take_along_axis(cols, where, axis=1)
+
+
+def top_values(scores: F32, q: int) -> F32:
+    """The ``q`` largest entries of each row of ``scores`` (r, c), unsorted, without their
+    columns. Rows of up to WHOLE_ROW_VALUES columns are partitioned whole (np.partition);
+    wider ones by the groups of :func:`top_columns`, then np.partition over the kept entries:
+    about 2-3x faster than whole rows there (``benchmarks/top_selection.py``). ``scores`` may be
+    overwritten."""
+    width = scores.shape[1]
+    if q >= width:
+        return scores
+    cols = None if width <= WHOLE_ROW_VALUES else _group_columns(scores, q)
+    kept = scores if cols is None else np.take_along_axis(scores, cols, axis=1)
+    kept.partition(kept.shape[1] - q, axis=1)
+    return kept[:, kept.shape[1] - q :]
+
+
+def _group_columns(scores: F32, q: int) -> IntArray | None:
+    """The columns of each row's q groups of largest maximum (:func:`top_columns`), or ``None``
+    where grouping does not pay (the row is then selected whole)."""
     r, c = scores.shape
     if q >= c:
-        return scores.copy(), np.broadcast_to(np.arange(c), (r, c)).copy()
+        return None
     group = 1 << int(math.log2(max(1.0, math.sqrt(c / q))))
     group = min(group, MAX_GROUP)
     n_groups = c // group
     if group < 2 or n_groups <= q:
-        return _select_whole(scores, q)
+        return None
     grouped = scores[:, : n_groups * group].reshape(r, n_groups, group)
     maxima = grouped[:, :, 0].copy()
     for j in range(1, group):
@@ -65,12 +95,13 @@ def top_columns(scores: F32, q: int) -> tuple[F32, IntArray]:
     if n_groups * group < c:  # the last few columns, outside every group, always compete
         tail = np.broadcast_to(np.arange(n_groups * group, c), (r, c - n_groups * group))
         cols = np.concatenate([cols, tail], axis=1)
-    values, where = _select_whole(np.take_along_axis(scores, cols, axis=1), q)
-    return values, np.take_along_axis(cols, where, axis=1)
+    return cols
 
 
 def _select_whole(scores: F32, q: int) -> tuple[F32, IntArray]:
     c = scores.shape[1]
+    if q >= c:
+        return scores.copy(), np.broadcast_to(np.arange(c), scores.shape).copy()
     cols = np.argpartition(scores, c - q, axis=1)[:, c - q :]
     return np.take_along_axis(scores, cols, axis=1), cols
 
@@ -79,15 +110,11 @@ Found = tuple[F32, "IntArray | None"]  # each row's kept closeness scores and th
 
 
 def _best(scores: F32, q: int, with_columns: bool) -> Found:
-    """The ``q`` largest of each row (unsorted), with their columns if asked; without, as the
-    values alone are partitioned in place (np.partition: half the time of the columns' search)."""
+    """The ``q`` largest of each row (unsorted), with their columns if asked (the values alone
+    cost less to select: :func:`top_values`)."""
     if with_columns:
         return top_columns(scores, q)
-    width = scores.shape[1]
-    if q < width:
-        scores.partition(width - q, axis=1)
-        return scores[:, width - q :], None
-    return scores, None
+    return top_values(scores, q), None
 
 
 def _merge(kept: Found, new: Found, q: int) -> Found:
