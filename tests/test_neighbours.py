@@ -51,7 +51,19 @@ def test_top_columns_finds_each_rows_largest_entries(rows: int, cols: int, q: in
 
 
 @pytest.mark.parametrize(
-    ("rows", "cols", "q"), [(40, 3000, 29), (7, 100, 21), (30, 500, 5), (10, 64, 64), (3, 9, 2)]
+    ("rows", "cols", "q"),
+    # Wider than WHOLE_ROW_VALUES (by column groups: a few columns outside every group too),
+    # then as wide (np.partition over whole rows), narrower, and q = every column.
+    [
+        (40, 3000, 29),
+        (7, 2051, 21),
+        (30, 5000, 5),
+        (6, 1500, 64),
+        (5, 1024, 21),
+        (7, 100, 21),
+        (10, 64, 64),
+        (3, 9, 2),
+    ],
 )
 def test_top_values_are_each_rows_largest_entries(rows: int, cols: int, q: int) -> None:
     scores = _rows_to_select(rows, cols)
@@ -66,6 +78,7 @@ def _rows_to_select(rows: int, cols: int) -> np.ndarray:
     scores[:, ::8] += 0.5  # some groups hold far more of a row's best entries than others
     scores[0, :] = 1.0  # a row of ties
     scores[1, cols // 2 :] = scores[1, : cols - cols // 2]  # every value twice (duplicate points)
+    scores[2, -3:] += 5.0  # a row's largest entries in its last columns (outside every group)
     return scores
 
 
