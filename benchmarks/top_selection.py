@@ -26,7 +26,9 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,10 +59,12 @@ def whole_rows(scores: np.ndarray, q: int) -> np.ndarray:
     return scores[:, scores.shape[1] - q :]
 
 
-def timed(select: object, block: np.ndarray, q: int) -> tuple[float, np.ndarray]:
+def timed(
+    select: Callable[[np.ndarray, int], Any], block: np.ndarray, q: int
+) -> tuple[float, np.ndarray]:
     scores = block.copy()  # each selection may overwrite its input
     start = time.perf_counter()
-    out = select(scores, q)  # type: ignore[operator]
+    out = select(scores, q)
     seconds = time.perf_counter() - start
     values = out[0] if isinstance(out, tuple) else out
     return seconds, np.sort(values, axis=1)
