@@ -18,6 +18,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from alsys.strategies.base import FloatArray, IntArray
+from alsys.strategies.parallel import map_blocks
 
 F32 = npt.NDArray[np.float32]
 
@@ -56,6 +57,9 @@ PP_PRUNE_MARGIN = 1e-2
 PP_PRUNE_MAX_WAIT = 32
 # Rows per block when a pass over every point must not copy the pool (memory-mapped input).
 ROW_BLOCK = 16_384
+# Rows per block of nearest_runs' GEMMs and argmins, which run in threads
+# (alsys.strategies.parallel).
+NEAREST_BLOCK = 4096
 
 
 @cache
@@ -283,8 +287,11 @@ def lloyd_numpy_runs(
     sums = np.zeros((runs, k, d), dtype=np.float64)
     counts = np.zeros((runs, k), dtype=np.int64)
     labels = nearest_runs(x, centres)
-    for r in range(runs):
-        sums[r], counts[r] = cluster_sums(x, labels[r], k)
+    # Each run's sums on its own thread (alsys.strategies.parallel), as each would alone.
+    for r, (run_sums, run_counts) in enumerate(
+        map_blocks(lambda run: cluster_sums(x, labels[run], k), range(runs))
+    ):
+        sums[r], counts[r] = run_sums, run_counts
     active = np.arange(runs)
     if squares is None:
         squares = sum_of_squares(x) if keep is not None or tol > 0 else 0.0
@@ -329,11 +336,14 @@ def nearest_runs(x: F32, centres: F32) -> IntArray:
     flat = centres.reshape(runs * k, d)
     flat_sq = np.einsum("ij,ij->i", flat, flat)
     labels = np.empty((runs, x.shape[0]), dtype=np.int64)
-    for start in range(0, x.shape[0], ROW_BLOCK):
-        scores = x[start : start + ROW_BLOCK] @ flat.T
+
+    def assign(start: int) -> None:
+        scores = x[start : start + NEAREST_BLOCK] @ flat.T
         scores *= -2.0
         scores += flat_sq[None, :]
-        labels[:, start : start + ROW_BLOCK] = scores.reshape(-1, runs, k).argmin(axis=2).T
+        labels[:, start : start + NEAREST_BLOCK] = scores.reshape(-1, runs, k).argmin(axis=2).T
+
+    map_blocks(assign, range(0, x.shape[0], NEAREST_BLOCK))  # the blocks in threads
     return labels
 
 

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from alsys.strategies.base import IntArray
 from alsys.strategies.kmeans_steps import gpu_available, knn_sqdist
+from alsys.strategies.parallel import imap_blocks, map_blocks
 
 F32 = npt.NDArray[np.float32]
 
@@ -171,19 +172,28 @@ def self_knn(x: F32, q: int, with_indices: bool = True) -> tuple[F32, IntArray |
         kept = (kept[0], np.zeros((m, q), dtype=np.int64))
     distances = np.empty((m, q), dtype=np.float32)
     indices: IntArray | None = np.empty((m, q), dtype=np.int64) if with_indices else None
-    for start in range(0, m, rows):
+
+    def scored(start: int) -> tuple[int, int, Found, Found | None]:
+        """A block's candidates: its rows' best among the rows from ``start`` on ("wide"), and
+        the later rows' best among the block's ("narrow", None for the last block)."""
         stop = min(start + rows, m)
         gram = x[start:stop] @ x[start:].T  # (r, m - start)
+        narrow = None
         if stop < m:
             # Rows >= stop against rows [start, stop): a.b - ||a||^2 / 2, a in the block,
             # written transposed in the same pass.
             later = np.empty((m - stop, stop - start), dtype=np.float32)
             np.subtract(gram[:, stop - start :], half[start:stop, None], out=later.T)
-            merged = _merge(_rows(kept, stop, m), _shift(_best(later, q, with_indices), start), q)
-            _store(kept, merged, stop, m)
+            narrow = _shift(_best(later, q, with_indices), start)
         gram -= half[None, start:]
-        block = _merge(_rows(kept, start, stop), _shift(_best(gram, q, with_indices), start), q)
-        found = _finish(block, sq[start:stop])
+        return start, stop, _shift(_best(gram, q, with_indices), start), narrow
+
+    # The blocks' GEMMs and selections run in threads; their merges here, in order, so the kept
+    # lists (ties included) are the same whatever the threads.
+    for start, stop, wide, narrow in imap_blocks(scored, range(0, m, rows)):
+        if narrow is not None:
+            _store(kept, _merge(_rows(kept, stop, m), narrow, q), stop, m)
+        found = _finish(_merge(_rows(kept, start, stop), wide, q), sq[start:stop])
         distances[start:stop] = found[0]
         if indices is not None and found[1] is not None:
             indices[start:stop] = found[1]
@@ -214,7 +224,8 @@ def knn_among(queries: F32, base: F32, q: int, with_indices: bool = True) -> tup
     rows = max(1, KNN_BLOCK_ELEMENTS // base.shape[0])
     distances = np.empty((queries.shape[0], q), dtype=np.float32)
     indices = np.empty((queries.shape[0], q if with_indices else 0), dtype=np.int64)
-    for start in range(0, queries.shape[0], rows):
+
+    def search(start: int) -> None:
         stop = start + rows
         scores = queries[start:stop] @ base.T
         scores -= half_base[None, :]
@@ -222,6 +233,9 @@ def knn_among(queries: F32, base: F32, q: int, with_indices: bool = True) -> tup
         distances[start:stop] = found
         if cols is not None:
             indices[start:stop] = cols
+
+    # Blocks of query rows are independent: one per thread, each with its own GEMM.
+    map_blocks(search, range(0, queries.shape[0], rows))
     return distances, indices
 
 
