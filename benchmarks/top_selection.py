@@ -3,7 +3,8 @@ costs as much as its GEMM: np.partition over whole rows against alsys's selectio
 
 For each pool shape of benchmarks/shapes.py and each cluster size m, the first m rows of a
 generated pool stand for one cluster. alsys.strategies.neighbours.self_knn scores it by blocks
-of r = 2^20 / m rows, and selects from two kinds of rows (from 256 dimensions on; below, only the
+of r = block_rows(m) rows (2^20 / m, at least 256 up to 2^23 entries), and selects from two
+kinds of rows (from 256 dimensions on; below, only the
 first): a block's rows against the rest of the cluster ("wide", r x m), and the rest of the
 cluster's rows against the block, transposed ("narrow", (m - r) x r). Each kind's q = K + 1 = 21
 (one visit) and 29 (kept lists) largest entries are selected by:
@@ -36,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from shapes import SHAPES, generated_pool
 
 from alsys.strategies.neighbours import (
-    KNN_BLOCK_ELEMENTS,
     SYMMETRIC_MIN_DIM,
+    block_rows,
     top_columns,
     top_values,
 )
@@ -46,7 +47,7 @@ from alsys.strategies.neighbours import (
 def score_blocks(x: np.ndarray) -> dict[str, np.ndarray]:
     """The first block of rows self_knn scores against every row of ``x`` ("wide"), and the
     later rows against that block, as self_knn writes them transposed ("narrow")."""
-    rows = max(1, KNN_BLOCK_ELEMENTS // x.shape[0])
+    rows = block_rows(x.shape[0])
     half = np.einsum("ij,ij->i", x, x) * np.float32(0.5)
     gram = x[:rows] @ x.T
     narrow = np.ascontiguousarray((gram[:, rows:] - half[:rows, None]).T)

@@ -60,22 +60,26 @@ def test_one_blas_thread_keeps_the_work_in_the_calling_thread() -> None:
     assert names == {threading.current_thread().name}
 
 
-def test_imap_blocks_starts_at_most_threads_plus_ahead_blocks_before_the_first_is_taken(
-    two_threads: None,
-) -> None:
-    started = []
+def test_imap_blocks_never_has_more_blocks_running_than_threads(two_threads: None) -> None:
+    lock = threading.Lock()
+    running, most = 0, 0
 
     def work(i: int) -> int:
-        started.append(i)
-        if i == 0:
-            time.sleep(0.1)  # the others would all be done meanwhile, were they submitted
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02 if i == 0 else 0.002)  # the first is slow: the others must wait for it
+        with lock:
+            running -= 1
         return i
 
-    results = parallel.imap_blocks(work, range(50), ahead=1)
+    parallel._pool(8)  # an executor of 8 threads, as on a larger machine
+    results = parallel.imap_blocks(work, range(30))
     assert next(results) == 0
-    time.sleep(0.1)
-    assert len(started) <= 2 + 1 + 1  # 2 threads + 1 ahead, and the one submitted after block 0
-    assert list(results) == list(range(1, 50))
+    assert list(results) == list(range(1, 30))
+    assert parallel.map_blocks(work, list(range(30))) == list(range(30))
+    assert most == 2  # as many as the BLAS's threads, not the executor's
 
 
 def test_threaded_knn_equals_one_thread_bit_for_bit(two_threads: None) -> None:

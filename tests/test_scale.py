@@ -42,6 +42,7 @@ def test_memory_mapped_pool_is_not_copied_by_a_selection(
     monkeypatch.setattr(sys.modules["alsys.strategies.kmeans_steps"], "ROW_BLOCK", 1024)
     monkeypatch.setattr(sys.modules["alsys.strategies.base"], "FEATURE_BLOCK", 1024)
     monkeypatch.setattr(sys.modules["alsys.strategies.neighbours"], "KNN_BLOCK_ELEMENTS", 2**18)
+    monkeypatch.setattr(sys.modules["alsys.strategies.neighbours"], "KNN_MAX_BLOCK_ELEMENTS", 2**18)
     path = tmp_path / "pool.npy"
     np.save(path, normalised_pool(40_000, 256))
     mapped = np.load(path, mmap_mode="r")

@@ -25,8 +25,14 @@ from alsys.strategies.parallel import imap_blocks, map_blocks
 
 F32 = npt.NDArray[np.float32]
 
-# Temporaries of the exact search: blocks of x @ x.T of at most this many float32 entries (4 MiB).
+# Temporaries of the exact search: blocks of x @ x.T of at most this many float32 entries (4 MiB),
+# but of at least KNN_MIN_ROWS rows while a block stays within KNN_MAX_BLOCK_ELEMENTS (32 MiB):
+# a large cluster's blocks of a few rows each cost more in merging each row's kept lists than
+# in arithmetic (a 16,384-point cluster, 512 dimensions: 64-row blocks 1.7-3.0 s, 256-row
+# blocks 1.5-1.9 s, without and with the lists' columns; a 5,000-point one is unchanged).
 KNN_BLOCK_ELEMENTS = 2**20
+KNN_MIN_ROWS = 256
+KNN_MAX_BLOCK_ELEMENTS = 2**23
 # self_knn uses the Gram matrix's symmetry from this many dimensions on (see self_knn).
 SYMMETRIC_MIN_DIM = 256
 # top_columns: columns per group at most.
@@ -166,7 +172,7 @@ def self_knn(x: F32, q: int, with_indices: bool = True) -> tuple[F32, IntArray |
     if x.shape[1] < SYMMETRIC_MIN_DIM:
         among = knn_among(x, x, q, with_indices)
         return among[0], among[1] if with_indices else None
-    rows = max(1, KNN_BLOCK_ELEMENTS // m)
+    rows = block_rows(m)
     kept: Found = (np.full((m, q), -np.inf, dtype=np.float32), None)
     if with_indices:
         kept = (kept[0], np.zeros((m, q), dtype=np.int64))
@@ -200,6 +206,12 @@ def self_knn(x: F32, q: int, with_indices: bool = True) -> tuple[F32, IntArray |
     return distances, indices
 
 
+def block_rows(columns: int) -> int:
+    """Rows per block of an exact search against ``columns`` points (KNN_BLOCK_ELEMENTS)."""
+    least = min(KNN_MIN_ROWS, KNN_MAX_BLOCK_ELEMENTS // columns)
+    return max(1, KNN_BLOCK_ELEMENTS // columns, least)
+
+
 def _rows(found: Found, start: int, stop: int) -> Found:
     return found[0][start:stop], None if found[1] is None else found[1][start:stop]
 
@@ -221,7 +233,7 @@ def knn_among(queries: F32, base: F32, q: int, with_indices: bool = True) -> tup
     q = min(q, base.shape[0])
     half_base = np.einsum("ij,ij->i", base, base) * np.float32(0.5)
     sq_queries = np.einsum("ij,ij->i", queries, queries)
-    rows = max(1, KNN_BLOCK_ELEMENTS // base.shape[0])
+    rows = block_rows(base.shape[0])
     distances = np.empty((queries.shape[0], q), dtype=np.float32)
     indices = np.empty((queries.shape[0], q if with_indices else 0), dtype=np.int64)
 

@@ -47,21 +47,22 @@ _executor: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    """This process's executor with at least ``workers`` threads (a forked child makes its own)."""
+    """This process's executor, of at least ``workers`` and the CPU count's threads (a forked
+    child makes its own). Its size does not bound the work: a caller never has more blocks
+    submitted than the threads it may use."""
     global _executor
     pid = os.getpid()
     if _executor is None or _executor[0] != pid or _executor[1]._max_workers < workers:
-        if _executor is not None and _executor[0] == pid:
-            _executor[1].shutdown(wait=False)  # a smaller one: its threads end once idle
-        _executor = (pid, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alsys"))
+        size = max(workers, os.cpu_count() or 1)
+        _executor = (pid, ThreadPoolExecutor(max_workers=size, thread_name_prefix="alsys"))
     return _executor[1]
 
 
-def imap_blocks(work: Callable[[S], T], blocks: Iterable[S], ahead: int = 1) -> Iterator[T]:
+def imap_blocks(work: Callable[[S], T], blocks: Iterable[S]) -> Iterator[T]:
     """``work(b)`` for each of ``blocks``, yielded in order, computed by up to
-    :func:`blas_threads` threads with the BLAS held to one thread each, and at most ``ahead``
-    blocks beyond the threads' waiting to be taken (so the memory of finished blocks stays
-    bounded). In this thread, untouched, where one thread would do."""
+    :func:`blas_threads` threads with the BLAS held to one thread each: at most that many
+    blocks are submitted at a time, a new one as the oldest is taken, so the memory of blocks
+    done but not yet taken stays bounded. In this thread, untouched, where one thread would do."""
     threads = blas_threads()
     if threads <= 1 or (isinstance(blocks, Sized) and len(blocks) <= 1):
         yield from map(work, blocks)
@@ -69,7 +70,7 @@ def imap_blocks(work: Callable[[S], T], blocks: Iterable[S], ahead: int = 1) -> 
     with _blas().limit(limits=1):  # the cached controller: 16 us, not threadpool_limits' 0.3 ms
         pool = _pool(threads)
         todo = iter(blocks)
-        pending = deque(pool.submit(work, block) for block in islice(todo, threads + ahead))
+        pending = deque(pool.submit(work, block) for block in islice(todo, threads))
         while pending:
             result = pending.popleft().result()
             for block in islice(todo, 1):
@@ -79,4 +80,4 @@ def imap_blocks(work: Callable[[S], T], blocks: Iterable[S], ahead: int = 1) -> 
 
 def map_blocks(work: Callable[[S], T], blocks: Sequence[S]) -> list[T]:
     """``[work(b) for b in blocks]``, in order, as :func:`imap_blocks` computes them."""
-    return list(imap_blocks(work, blocks, ahead=len(blocks)))
+    return list(imap_blocks(work, blocks))
