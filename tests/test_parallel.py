@@ -69,7 +69,7 @@ def test_imap_blocks_never_has_more_blocks_running_than_threads(two_threads: Non
         with lock:
             running += 1
             most = max(most, running)
-        time.sleep(0.02 if i == 0 else 0.002)  # the first is slow: the others must wait for it
+        time.sleep(0.05 if i == 0 else 0.002)  # the first is slow: the others must wait for it
         with lock:
             running -= 1
         return i
