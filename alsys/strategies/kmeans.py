@@ -50,10 +50,10 @@ KMEANS_ITERS = 20  # Lloyd iterations at most per run; both engines stop earlier
 # random seeding is not used: it leaves blobs uncovered once k exceeds the number of modes.
 KMEANS_PP_MIN_SAMPLE = 16384
 KMEANS_PP_POINTS_PER_CLUSTER = 16
-# Hartigan's moves (see hartigan) follow every Lloyd run up to 50 clusters; above, only while the
-# (n, k) distance matrix has at most this many entries. There they lower the inertia by 1-5%
-# (a small pool is where mini-batch k-means, a full batch then, beats one Lloyd run); on 50k x 500
-# they took 74 passes, 10x the Lloyd run, for 0.6%.
+# Hartigan's moves (see hartigan_moves) follow every Lloyd run up to 50 clusters; above, only
+# while the (n, k) distance matrix has at most this many entries. There they lower the inertia by
+# 1-5% (a small pool is where mini-batch k-means, a full batch then, beats one Lloyd run); on
+# 50k x 500 they took 74 passes, 10x the Lloyd run, for 0.6%.
 HARTIGAN_ABOVE_REFERENCE_MAX = 2**22
 # The restarts' Lloyd runs share one numpy GEMM an iteration while it has at most this many
 # entries (n x k x restarts float32: 128 MiB); beyond, faiss runs them one by one.
@@ -149,8 +149,8 @@ def kmeans(
 
     Up to 50 clusters, where the reference ran scikit-learn's KMeans (n_init=10): ``restarts``
     runs of k-means++ and at most ``n_iter`` Lloyd iterations, then Hartigan's single-point
-    moves (:func:`~alsys.strategies.kmeans_steps.hartigan`) on the run of lowest inertia. Above,
-    where it ran MiniBatchKMeans (n_init=3): one run, k-means++ on a subsample, at most
+    moves (:func:`~alsys.strategies.kmeans_steps.hartigan_moves`) on the run of lowest inertia.
+    Above, where it ran MiniBatchKMeans (n_init=3): one run, k-means++ on a subsample, at most
     ``n_iter`` Lloyd iterations, and Hartigan's moves where they are cheap
     (HARTIGAN_ABOVE_REFERENCE_MAX); ``restarts`` is not used there.
 

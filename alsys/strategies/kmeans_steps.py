@@ -388,12 +388,6 @@ def sqdist(x: F32, centres: F32) -> F32:
     return np.maximum(out, 0.0, out=out)
 
 
-def hartigan(x: F32, assignment: IntArray, centres: F32) -> tuple[IntArray, F32]:
-    """Hartigan's moves (see hartigan_moves): (assignment (n,), centres (k, d) float32)."""
-    labels, means, _ = hartigan_moves(x, assignment, centres)
-    return labels, means
-
-
 def hartigan_moves(
     x: F32,
     assignment: IntArray,
